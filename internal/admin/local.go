@@ -1,0 +1,111 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Local performs admin operations directly on the gateway's store and data
+// directory. The gateway's own API uses it, and so does the CLI on the
+// gateway host.
+type Local struct {
+	Store    store.Store
+	Identity *identity.Service
+	Verifier note.Verifier
+	// Policies returns the policy set to test against.
+	Policies func() (*policy.Set, error)
+	// RevokeFor bounds how long a revocation by id is kept: no token lives
+	// longer than the identity's maximum TTL plus clock skew.
+	RevokeFor time.Duration
+	Now       func() time.Time
+}
+
+var _ Service = (*Local)(nil)
+
+func (l *Local) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func (l *Local) IssueToken(ctx context.Context, req identity.IssueRequest) (string, identity.Claims, error) {
+	tok, c, err := l.Identity.Issue(ctx, req)
+	if err != nil {
+		return "", c, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	return tok, c, nil
+}
+
+func (l *Local) InspectToken(ctx context.Context, token string) (identity.Claims, error) {
+	return l.Identity.Verify(ctx, token)
+}
+
+func (l *Local) RevokeToken(ctx context.Context, jti, reason string) error {
+	if jti == "" || len(jti) > 128 {
+		return fmt.Errorf("%w: a token id (jti) is required", ErrBadInput)
+	}
+	return l.Identity.Revoke(ctx, jti, l.now().Add(l.RevokeFor), reason)
+}
+
+func (l *Local) RotateKeys(ctx context.Context) (string, error) {
+	return l.Identity.Rotate(ctx)
+}
+
+func (l *Local) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return audit.Verify(ctx, l.Store, l.Verifier)
+}
+
+func (l *Local) TailAudit(ctx context.Context, n int) ([]json.RawMessage, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: -n must be positive", ErrBadInput)
+	}
+	size, err := l.Store.AuditSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, 0, min(int64(n), size))
+	err = l.Store.ScanAudit(ctx, max(0, size-int64(n)), func(r store.AuditRecord) error {
+		out = append(out, json.RawMessage(r.Body))
+		return nil
+	})
+	return out, err
+}
+
+func (l *Local) ExportAudit(ctx context.Context, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	err := l.Store.ScanAudit(ctx, 0, func(r store.AuditRecord) error {
+		bw.Write(r.Body)
+		return bw.WriteByte('\n')
+	})
+	if err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	return bw.Flush()
+}
+
+func (l *Local) ProveEvent(ctx context.Context, id string) (audit.InclusionProof, error) {
+	return audit.Prove(ctx, l.Store, id)
+}
+
+func (l *Local) TestPolicy(ctx context.Context, in policy.TestInput) (policy.Decision, error) {
+	set, err := l.Policies()
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	d, err := set.Evaluate(in)
+	if err != nil {
+		return d, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	return d, nil
+}

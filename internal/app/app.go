@@ -1,0 +1,289 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/api"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+// Core is the part of Gatehouse every process on the gateway host needs:
+// the gateway itself and the admin commands of the CLI.
+type Core struct {
+	Config   *config.Config
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+	Store    store.Store
+	Audit    *audit.Log
+	Identity *identity.Service
+	Admin    *admin.Local
+}
+
+type actorKey struct{}
+
+// WithActor names who performs an admin operation, for the audit events it
+// produces (the CLI user on the gateway host, or the API caller).
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+func actorOf(ctx context.Context) string {
+	s, _ := ctx.Value(actorKey{}).(string)
+	return s
+}
+
+// LocalActor describes the operating-system user running the CLI.
+func LocalActor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return "cli:" + name + "@" + host
+}
+
+// OpenCore opens the store, audit log and identity service of cfg.
+func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Core, error) {
+	c := &Core{Config: cfg, Logger: logger, Metrics: metrics.New()}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	var err error
+	if c.Store, err = store.Open(ctx, cfg.Store, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	signer, verifier, err := audit.LoadOrCreateKeys(cfg.KeysDir())
+	if err != nil {
+		c.Store.Close()
+		return nil, err
+	}
+	c.Audit, err = audit.Open(ctx, audit.Options{
+		Store: c.Store, Signer: signer, Logger: logger,
+		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
+		OnCommit: c.Metrics.ObserveCommit,
+	})
+	if err != nil {
+		c.Store.Close()
+		return nil, err
+	}
+	c.Identity, err = identity.New(ctx, cfg.Identity, cfg.KeysDir(), c.Store, identity.Options{
+		Logger: logger, OnEvent: c.auditIdentity,
+	})
+	if err != nil {
+		c.Close(ctx)
+		return nil, err
+	}
+	idCfg := cfg.Identity
+	maxTTL, skew := idCfg.MaxTTL, idCfg.ClockSkew
+	if maxTTL == 0 {
+		maxTTL = identity.DefaultMaxTTL
+	}
+	if skew == 0 {
+		skew = identity.DefaultClockSkew
+	}
+	c.Admin = &admin.Local{
+		Store: c.Store, Identity: c.Identity, Verifier: verifier,
+		Policies:  func() (*policy.Set, error) { return policy.Load(cfg.Policies) },
+		RevokeFor: maxTTL + skew,
+	}
+	return c, nil
+}
+
+// auditIdentity turns identity events into audit events. Tokens never reach
+// here, only their ids.
+func (c *Core) auditIdentity(ctx context.Context, e identity.Event) {
+	ev := audit.Event{Time: e.Time, TokenID: e.JTI, Reason: e.Reason, Details: map[string]string{}}
+	switch e.Kind {
+	case identity.EventTokenIssue:
+		ev.Kind = audit.KindTokenIssue
+	case identity.EventTokenRevoke:
+		ev.Kind = audit.KindTokenRevoke
+	case identity.EventKeyRotate:
+		ev.Kind = audit.KindKeyRotate
+	case identity.EventTokenExchange, identity.EventTokenExchangeDenied:
+		ev.Kind = audit.KindTokenExchange
+		ev.Decision = "allow"
+		if e.Kind == identity.EventTokenExchangeDenied {
+			ev.Decision = "deny"
+		}
+	default:
+		ev.Kind = string(e.Kind)
+	}
+	if e.Subject != "" {
+		kind := "Agent"
+		if e.Principal == identity.KindUser {
+			kind = "User"
+		}
+		ev.Principal = fmt.Sprintf("%s::%q", kind, e.Subject)
+	}
+	ev.OnBehalfOf = e.Actor
+	set := func(k, v string) {
+		if v != "" {
+			ev.Details[k] = v
+		}
+	}
+	set("by", actorOf(ctx))
+	set("kid", e.KeyID)
+	set("connections", strings.Join(e.Connections, ","))
+	scopes := make([]string, len(e.Scopes))
+	for i, s := range e.Scopes {
+		scopes[i] = string(s)
+	}
+	set("scopes", strings.Join(scopes, " "))
+	if !e.ExpiresAt.IsZero() {
+		set("expires_at", e.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	set("external_issuer", e.ExternalIssuer)
+	set("external_subject", e.ExternalSubject)
+	set("rule", e.Rule)
+	// Admin actions are rare and must not be lost: wait for durability.
+	if _, err := c.Audit.Append(ctx, ev); err != nil {
+		c.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
+	}
+}
+
+// Close flushes the audit log (signing a final checkpoint) and closes the
+// store.
+func (c *Core) Close(ctx context.Context) error {
+	var errs []error
+	if c.Audit != nil {
+		errs = append(errs, c.Audit.Close(ctx))
+	}
+	if c.Store != nil {
+		errs = append(errs, c.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Gateway is a serving Gatehouse: the core plus policy engine and listeners.
+type Gateway struct {
+	*Core
+	Policy *policy.Engine
+	// Listening lists "name address" for each listener, once Start returns.
+	Listening []string
+
+	servers []*http.Server
+	wg      sync.WaitGroup
+}
+
+// NewGateway builds a gateway from cfg.
+func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
+	for _, name := range cfg.LiteralSecrets() {
+		logger.Warn("connection password is written in the config file; prefer env:NAME or file:PATH", "connection", name)
+	}
+	core, err := OpenCore(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{Core: core}
+	g.Policy, err = policy.NewEngine(cfg.Policies)
+	if err != nil {
+		core.Close(ctx)
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	g.Admin.Policies = func() (*policy.Set, error) { return g.Policy.Set(), nil }
+	return g, nil
+}
+
+// Run starts every listener and background loop, and serves until ctx ends;
+// then it shuts down cleanly.
+func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
+	cfg := g.Config
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	g.wg.Add(2)
+	go func() {
+		defer g.wg.Done()
+		g.Identity.Run(runCtx)
+	}()
+	go func() {
+		defer g.wg.Done()
+		g.Policy.Watch(runCtx, time.Second, g.onPolicyReload)
+	}()
+
+	var listeners []net.Listener
+	if cfg.Listen.API != "" {
+		ln, err := net.Listen("tcp", cfg.Listen.API)
+		if err != nil {
+			cancel()
+			g.wg.Wait()
+			return fmt.Errorf("listen api %s: %w", cfg.Listen.API, err)
+		}
+		listeners = append(listeners, ln)
+		srv := &http.Server{
+			Handler: (&api.Server{
+				Admin: g.Admin, WithActor: WithActor, Identity: g.Identity, Audit: g.Audit,
+				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger,
+			}).Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return runCtx },
+			ErrorLog:          slog.NewLogLogger(g.Logger.Handler(), slog.LevelWarn),
+		}
+		g.servers = append(g.servers, srv)
+		g.Listening = append(g.Listening, "api "+ln.Addr().String())
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.Logger.Error("api server stopped", "err", err)
+			}
+		}()
+	}
+	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
+	g.Logger.Info("gatehouse started", "listening", g.Listening, "store", store.Redact(cfg.Store), "policies", g.Policy.Set().Len())
+	if ready != nil {
+		ready(g)
+	}
+
+	<-ctx.Done()
+	g.Logger.Info("gatehouse stopping")
+	shutdownCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
+	defer done()
+	for _, srv := range g.servers {
+		srv.Shutdown(shutdownCtx)
+	}
+	cancel()
+	g.wg.Wait()
+	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStop})
+	return g.Close(shutdownCtx)
+}
+
+func (g *Gateway) ready(ctx context.Context) error {
+	_, err := g.Store.AuditSize(ctx)
+	return err
+}
+
+func (g *Gateway) onPolicyReload(r policy.ReloadResult) {
+	ev := audit.Event{Kind: audit.KindPolicyReload, Decision: "ok", Details: map[string]string{
+		"dir": r.Dir, "policies": fmt.Sprint(r.Policies), "files": fmt.Sprint(r.Files),
+	}}
+	if r.Err != nil {
+		ev.Decision = "error"
+		ev.Reason = r.Err.Error()
+		g.Metrics.PolicyReloads.WithLabelValues("error").Inc()
+		g.Logger.Error("policy reload refused; previous policies stay active", "err", r.Err)
+	} else {
+		g.Metrics.PolicyReloads.WithLabelValues("ok").Inc()
+		g.Logger.Info("policies reloaded", "policies", r.Policies, "files", r.Files)
+	}
+	if _, err := g.Audit.Enqueue(ev); err != nil {
+		g.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
+	}
+}

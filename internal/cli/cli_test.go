@@ -1,0 +1,270 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gatehouse runs the CLI in-process, as a user would type it in dir.
+type gatehouse struct {
+	t   *testing.T
+	dir string
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (g gatehouse) run(args ...string) result {
+	g.t.Helper()
+	var out, errb bytes.Buffer
+	args = append([]string{"--config", filepath.Join(g.dir, "gatehouse.yaml")}, args...)
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func (g gatehouse) ok(args ...string) string {
+	g.t.Helper()
+	r := g.run(args...)
+	if r.code != 0 {
+		g.t.Fatalf("gatehouse %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startUp runs `gatehouse up` in dir until the test ends and returns the API
+// address.
+func startUp(t *testing.T, dir string) string {
+	t.Helper()
+	api := freePort(t)
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if _, err := os.Stat(cfgPath); os.IsNotExist(err) {
+		g := gatehouse{t, dir}
+		// First run writes the starter; rewrite the API port to a free one.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var out, errb bytes.Buffer
+		run(ctx, []string{"--config", cfgPath, "up"}, nil, &out, &errb)
+		_ = g
+		raw, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatalf("up did not write a starter config: %v (%s)", err, errb.String())
+		}
+		s := strings.Replace(string(raw), "api: 127.0.0.1:8080", "api: "+api, 1)
+		s = strings.Replace(s, "postgres: 127.0.0.1:15432", "postgres: "+freePort(t), 1)
+		if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var errb bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"--config", cfgPath, "up"}, nil, &bytes.Buffer{}, &errb)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("gatehouse up exited %d: %s", code, errb.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + api + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return api
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestTokenLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	startUp(t, dir)
+	g := gatehouse{t, dir}
+
+	tok := strings.TrimSpace(g.ok("token", "issue", "--agent", "report-bot", "--on-behalf-of", "alice@example.com", "--connection", "pg", "--scope", "read", "--ttl", "10m"))
+	if strings.Count(tok, ".") != 2 || strings.ContainsAny(tok, " \n") {
+		t.Fatalf("token issue printed %q, want a bare JWT", tok)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal([]byte(g.ok("token", "inspect", tok)), &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims["sub"] != "report-bot" || claims["act"] != "alice@example.com" {
+		t.Fatalf("claims = %v", claims)
+	}
+	jti := claims["jti"].(string)
+
+	// Rotation: the old token keeps verifying, new tokens use the new key.
+	kid := strings.TrimSpace(g.ok("keys", "rotate"))
+	if kid == "" || kid == claims["kid"] {
+		t.Fatalf("rotate printed kid %q (old %v)", kid, claims["kid"])
+	}
+	g.ok("token", "inspect", tok)
+	tok2 := strings.TrimSpace(g.ok("token", "issue", "--agent", "b", "--scope", "read"))
+	var c2 map[string]any
+	json.Unmarshal([]byte(g.ok("token", "inspect", tok2)), &c2)
+	if c2["kid"] != kid {
+		t.Fatalf("new token kid %v, want %s", c2["kid"], kid)
+	}
+
+	g.ok("token", "revoke", jti, "--reason", "test")
+	r := g.run("token", "inspect", tok)
+	if r.code == 0 || !strings.Contains(r.stderr, "revoked") {
+		t.Fatalf("inspect revoked token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, tok) {
+		t.Fatal("error output contains the token")
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"no agent", []string{"token", "issue", "--scope", "read"}, exitBadInput},
+		{"unknown scope", []string{"token", "issue", "--agent", "a", "--scope", "root"}, exitBadInput},
+		{"ttl above max", []string{"token", "issue", "--agent", "a", "--ttl", "48h"}, exitBadInput},
+		{"garbage token", []string{"token", "inspect", "not-a-token"}, exitError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := g.run(tc.args...); r.code != tc.code {
+				t.Fatalf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
+			}
+		})
+	}
+
+	// The audit log saw all of it and is intact.
+	tail := g.ok("audit", "tail", "-n", "50", "--json")
+	for _, kind := range []string{`"token.issue"`, `"token.revoke"`, `"key.rotate"`, `"gateway.start"`} {
+		if !strings.Contains(tail, kind) {
+			t.Errorf("audit tail lacks %s", kind)
+		}
+	}
+	if strings.Contains(tail, tok) {
+		t.Fatal("audit log contains a token")
+	}
+	if out := g.ok("audit", "verify"); !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify: %s", out)
+	}
+}
+
+func TestPolicyCommands(t *testing.T) {
+	dir := t.TempDir()
+	startUp(t, dir)
+	g := gatehouse{t, dir}
+	g.ok("policy", "validate")
+
+	ents := filepath.Join(dir, "entities.json")
+	os.WriteFile(ents, []byte(`[{"uid":{"type":"Agent","id":"a"},"attrs":{"scopes":["read"],"connections":["pg"]},"parents":[]}]`), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"read allowed", []string{"--action", `Action::"sql:select"`, "--entities", ents}, exitOK, "allow"},
+		{"write denied", []string{"--action", "sql:update", "--entities", ents}, exitDenied, "deny"},
+		{"bad principal", []string{"--principal", "Agent:a", "--action", "sql:select"}, exitBadInput, ""},
+		{"bad context", []string{"--action", "sql:select", "--context", "{nope"}, exitBadInput, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"policy", "test", "--principal", `Agent::"a"`, "--resource", `Table::"pg/public.users"`}
+			args = append(args, tc.args...)
+			r := g.run(args...)
+			if r.code != tc.code || !strings.HasPrefix(r.stdout, tc.out) {
+				t.Fatalf("exit %d stdout %q stderr %q; want exit %d and %q", r.code, r.stdout, r.stderr, tc.code, tc.out)
+			}
+		})
+	}
+
+	bad := filepath.Join(dir, "policies", "zz-bad.cedar")
+	os.WriteFile(bad, []byte("permit(principal, action, resource)\nwhen { context.nosuch == 1 };\n"), 0o644)
+	r := g.run("policy", "validate")
+	if r.code != exitBadInput || !strings.Contains(r.stderr, "zz-bad.cedar:") {
+		t.Fatalf("validate bad file: exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestAuditProveAndRemoteAdmin(t *testing.T) {
+	dir := t.TempDir()
+	api := startUp(t, dir)
+	g := gatehouse{t, dir}
+	admin := strings.TrimSpace(g.ok("token", "issue", "--user", "root@example.com", "--scope", "admin"))
+	reader := strings.TrimSpace(g.ok("token", "issue", "--agent", "r", "--scope", "read"))
+	remote := func(tok string, args ...string) result {
+		return g.run(append([]string{"--gateway", "http://" + api, "--token", tok}, args...)...)
+	}
+	if r := remote(admin, "token", "issue", "--agent", "via-api", "--scope", "read"); r.code != 0 || strings.Count(r.stdout, ".") != 2 {
+		t.Fatalf("remote issue: %+v", r)
+	}
+	if r := remote(reader, "audit", "verify"); r.code == 0 {
+		t.Fatal("a read-scoped token could use the admin API")
+	}
+	if r := remote(admin, "audit", "verify"); r.code != 0 {
+		t.Fatalf("remote verify: %+v", r)
+	}
+
+	// Prove an event issued before the last checkpoint (each CLI process
+	// signs one as it closes the log).
+	var ev struct{ ID string }
+	lines := strings.Split(strings.TrimSpace(g.ok("audit", "export")), "\n")
+	if err := json.Unmarshal([]byte(lines[1]), &ev); err != nil {
+		t.Fatal(err)
+	}
+	proof := g.ok("audit", "prove", ev.ID)
+	pf := filepath.Join(dir, "proof.json")
+	os.WriteFile(pf, []byte(proof), 0o644)
+	if out := g.ok("audit", "verify-proof", pf); !strings.Contains(out, "proof verified") {
+		t.Fatalf("verify-proof: %s", out)
+	}
+	var p map[string]any
+	json.Unmarshal([]byte(proof), &p)
+	p["index"] = p["index"].(float64) + 1
+	b, _ := json.Marshal(p)
+	os.WriteFile(pf, b, 0o644)
+	if r := g.run("audit", "verify-proof", pf); r.code == 0 {
+		t.Fatal("a doctored proof verified")
+	}
+
+	resp, err := http.Get("http://" + api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"gatehouse_audit_append_seconds", "gatehouse_audit_events_total"} {
+		if !strings.Contains(buf.String(), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	_ = fmt.Sprint()
+}

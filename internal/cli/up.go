@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/app"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/spf13/cobra"
+)
+
+func newUpCmd(g *globals) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the gateway with an in-process agent and the embedded store (writes a starter config if none)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			wrote, err := config.WriteStarter(g.configPath)
+			if err != nil {
+				return err
+			}
+			if wrote {
+				fmt.Fprintf(g.stderr, "wrote starter config %s\n", g.configPath)
+			}
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			if dataDir != "" {
+				if cfg.DataDir, err = filepath.Abs(dataDir); err != nil {
+					return err
+				}
+			}
+			if err := writeStarterPolicies(cfg.Policies, g); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), g, cfg, true)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (overrides data_dir in the config)")
+	return cmd
+}
+
+func newGatewayCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the gateway alone (agents connect to it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			return serve(cmd.Context(), g, cfg, false)
+		},
+	}
+}
+
+func newAgentCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "agent",
+		Short: "Run a network-resident agent that holds upstream credentials and dials out to the gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadAgent(g.configPath)
+			if err != nil {
+				return withCode(exitBadInput, err)
+			}
+			return fmt.Errorf("agent %q: config is valid (%d connections), but the standalone agent's tunnel is not built yet; `gatehouse up` runs the in-process agent", cfg.Name, len(cfg.Connections))
+		},
+	}
+}
+
+// writeStarterPolicies fills an absent or empty policy directory with the
+// starter policies and schema.
+func writeStarterPolicies(dir string, g *globals) error {
+	entries, err := os.ReadDir(dir)
+	if err == nil && len(entries) > 0 {
+		return nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("policies: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	if err := os.CopyFS(dir, policy.StarterFS()); err != nil {
+		return fmt.Errorf("write starter policies: %w", err)
+	}
+	fmt.Fprintf(g.stderr, "wrote starter policies to %s\n", dir)
+	return nil
+}
+
+func serve(ctx context.Context, g *globals, cfg *config.Config, up bool) error {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	logger := g.logger(level, cfg.Log.Format)
+	gw, err := app.NewGateway(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return gw.Run(ctx, func(gw *app.Gateway) {
+		if !up {
+			return
+		}
+		fmt.Fprintf(g.stderr, "\nGatehouse is up.\n")
+		for _, l := range gw.Listening {
+			name, addr, _ := strings.Cut(l, " ")
+			fmt.Fprintf(g.stderr, "  %-9s %s\n", name, addr)
+		}
+		fmt.Fprintf(g.stderr, "  data      %s\n  policies  %s (%d loaded)\n", cfg.DataDir, cfg.Policies, gw.Policy.Set().Len())
+		fmt.Fprintf(g.stderr, "\nGet a token for an agent (in another terminal, same directory):\n")
+		fmt.Fprintf(g.stderr, "  gatehouse token issue --agent my-agent --on-behalf-of you@example.com --scope read --ttl 15m\n\n")
+	})
+}

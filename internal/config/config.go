@@ -1,0 +1,240 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is gatehouse.yaml. docs/configuration.md documents every key.
+type Config struct {
+	DataDir string `yaml:"data_dir"`
+	Store   string `yaml:"store"`
+	Listen  Listen `yaml:"listen"`
+	// Policies is the directory of Cedar policy files.
+	Policies string `yaml:"policies"`
+	// AllowInsecureLoopback lets wire clients send a token without TLS when
+	// they connect from a loopback address.
+	AllowInsecureLoopback bool            `yaml:"allow_insecure_loopback"`
+	Log                   Log             `yaml:"log"`
+	Identity              identity.Config `yaml:"identity"`
+	Audit                 Audit           `yaml:"audit"`
+	Connections           []Connection    `yaml:"connections"`
+
+	// path is the file this config was read from; relative paths in it are
+	// relative to that file's directory.
+	path string
+}
+
+// Listen holds listener addresses; an empty address disables a listener.
+type Listen struct {
+	API      string `yaml:"api"`
+	Postgres string `yaml:"postgres"`
+	Agents   string `yaml:"agents"`
+}
+
+// Log configures the JSON logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Durability is "group" (default: events are committed in groups and a
+	// statement proceeds once its event is queued in order) or "sync" (a
+	// statement waits until its event is durable and fails closed).
+	Durability         string        `yaml:"durability"`
+	CheckpointEvery    int64         `yaml:"checkpoint_every"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// Connection is one upstream target.
+type Connection struct {
+	Name     string `yaml:"name"`
+	Type     string `yaml:"type"` // postgres (later mysql, ssh, http, kubernetes)
+	Address  string `yaml:"address"`
+	Database string `yaml:"database"`
+	User     string `yaml:"user"`
+	Password Secret `yaml:"password"`
+	// TLS to the upstream: disable, require, verify-ca, verify-full.
+	TLSMode string `yaml:"tls_mode"`
+	// CAFile is the CA bundle for verify-ca and verify-full.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Defaults.
+const (
+	DefaultPath     = "gatehouse.yaml"
+	DefaultDataDir  = ".gatehouse"
+	DefaultAPI      = "127.0.0.1:8080"
+	DefaultPostgres = "127.0.0.1:15432"
+	DefaultAgents   = "127.0.0.1:8443"
+)
+
+// Load reads and checks the config at path. Unknown keys are errors, with
+// their line, so a typo never silently drops a setting.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(raw, path)
+}
+
+// Parse decodes a config read from path (used to resolve relative paths).
+func Parse(raw []byte, path string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.path = path
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Store == "" {
+		c.Store = "sqlite"
+	}
+	if c.Policies == "" {
+		c.Policies = "policies"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Audit.Durability == "" {
+		c.Audit.Durability = "group"
+	}
+	if c.Audit.CheckpointEvery == 0 {
+		c.Audit.CheckpointEvery = 1000
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = 10 * time.Second
+	}
+	for i := range c.Connections {
+		if c.Connections[i].TLSMode == "" {
+			c.Connections[i].TLSMode = "prefer"
+		}
+	}
+	// Relative paths are relative to the config file, so the gateway and
+	// admin commands agree whatever directory they run from.
+	base := filepath.Dir(c.path)
+	c.DataDir = resolvePath(base, c.DataDir)
+	c.Policies = resolvePath(base, c.Policies)
+}
+
+func resolvePath(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	abs, err := filepath.Abs(filepath.Join(base, p))
+	if err != nil {
+		return filepath.Join(base, p)
+	}
+	return abs
+}
+
+// Validate checks values that the YAML decoder cannot.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"listen.api": c.Listen.API, "listen.postgres": c.Listen.Postgres, "listen.agents": c.Listen.Agents} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", name, addr))
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not json or text", c.Log.Format))
+	}
+	switch c.Audit.Durability {
+	case "group", "sync":
+	default:
+		errs = append(errs, fmt.Errorf("audit.durability: %q is not group or sync", c.Audit.Durability))
+	}
+	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
+		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must be positive"))
+	}
+	seen := map[string]bool{}
+	for i, conn := range c.Connections {
+		where := fmt.Sprintf("connections[%d]", i)
+		if conn.Name == "" || strings.ContainsAny(conn.Name, "/@\" \t") {
+			errs = append(errs, fmt.Errorf("%s: name %q must be non-empty without '/', '@', quotes or spaces", where, conn.Name))
+		}
+		if seen[conn.Name] {
+			errs = append(errs, fmt.Errorf("%s: duplicate connection name %q", where, conn.Name))
+		}
+		seen[conn.Name] = true
+		switch conn.Type {
+		case "postgres":
+		default:
+			errs = append(errs, fmt.Errorf("%s (%s): type %q is not supported (postgres)", where, conn.Name, conn.Type))
+		}
+		if _, _, err := net.SplitHostPort(conn.Address); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): address %q is not host:port", where, conn.Name, conn.Address))
+		}
+		switch conn.TLSMode {
+		case "disable", "prefer", "require", "verify-ca", "verify-full":
+		default:
+			errs = append(errs, fmt.Errorf("%s (%s): tls_mode %q is not disable, prefer, require, verify-ca or verify-full", where, conn.Name, conn.TLSMode))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Path is the file the config was loaded from.
+func (c *Config) Path() string { return c.path }
+
+// KeysDir holds signing keys.
+func (c *Config) KeysDir() string { return filepath.Join(c.DataDir, "keys") }
+
+// LiteralSecrets names connections whose password is written in the config,
+// so the caller can warn.
+func (c *Config) LiteralSecrets() []string {
+	var out []string
+	for _, conn := range c.Connections {
+		if conn.Password.IsLiteral() {
+			out = append(out, conn.Name)
+		}
+	}
+	return out
+}
+
+// Connection finds a connection by name.
+func (c *Config) Connection(name string) (Connection, bool) {
+	for _, conn := range c.Connections {
+		if conn.Name == name {
+			return conn, true
+		}
+	}
+	return Connection{}, false
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// AuditRecord is one stored leaf of the audit log. Body is the canonical
+// event encoding whose RFC 6962 leaf hash is LeafHash.
+type AuditRecord struct {
+	Index    int64
+	ID       string
+	Time     time.Time
+	Body     []byte
+	LeafHash []byte
+}
+
+// Checkpoint is a signed statement of the audit tree at Size leaves.
+type Checkpoint struct {
+	Size int64
+	Root []byte
+	Time time.Time
+	// Note is the signed checkpoint in golang.org/x/mod/sumdb/note format.
+	Note []byte
+}
+
+// Revocation marks a token id as unusable until ExpiresAt, after which the
+// token would be rejected anyway and the row may be pruned.
+type Revocation struct {
+	JTI       string
+	ExpiresAt time.Time
+	RevokedAt time.Time
+	Reason    string
+}
+
+// AppendFunc builds the records to append, given the current log size and the
+// leaf hash of the last record (nil for an empty log). It runs inside the
+// append transaction with the log head locked, so it sees a consistent head
+// even when several gateway nodes share one store.
+type AppendFunc func(size int64, lastLeaf []byte) ([]AuditRecord, error)
+
+// Store is everything Gatehouse keeps. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// AppendAudit appends the records built by fn in one durable transaction.
+	AppendAudit(ctx context.Context, fn AppendFunc) error
+	// AuditSize is the number of records in the log.
+	AuditSize(ctx context.Context) (int64, error)
+	// ScanAudit calls fn for every record with Index >= from, in index order,
+	// until fn returns an error or the log ends.
+	ScanAudit(ctx context.Context, from int64, fn func(AuditRecord) error) error
+	// AuditByID finds a record by its event id.
+	AuditByID(ctx context.Context, id string) (AuditRecord, error)
+
+	// PutCheckpoint stores a signed checkpoint.
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// LatestCheckpoint returns the checkpoint with the largest size, or ErrNotFound.
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+	// Checkpoints lists all checkpoints by increasing size.
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+
+	// Revoke records a revocation; revoking twice is not an error.
+	Revoke(ctx context.Context, r Revocation) error
+	// Revocations lists revocations that have not yet expired at now.
+	Revocations(ctx context.Context, now time.Time) ([]Revocation, error)
+
+	// Close releases the store.
+	Close() error
+}
