@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,17 +12,25 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/agent"
 	"github.com/gatehouse-dev/gatehouse/internal/api"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/certs"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	pgengine "github.com/gatehouse-dev/gatehouse/internal/engine/postgres"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/mask"
 	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/recording"
+	"github.com/gatehouse-dev/gatehouse/internal/sqlguard"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -174,7 +185,13 @@ func (c *Core) Close(ctx context.Context) error {
 // Gateway is a serving Gatehouse: the core plus policy engine and listeners.
 type Gateway struct {
 	*Core
-	Policy *policy.Engine
+	Policy   *policy.Engine
+	Pipeline *gateway.Pipeline
+	Agent    agent.Dialer
+	Analyzer *sqlguard.Analyzer
+	Masker   *mask.Masker
+	Recorder *recording.Recorder
+	TLS      *tls.Config
 	// Listening lists "name address" for each listener, once Start returns.
 	Listening []string
 
@@ -198,7 +215,85 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		return nil, fmt.Errorf("policies: %w", err)
 	}
 	g.Admin.Policies = func() (*policy.Set, error) { return g.Policy.Set(), nil }
+	g.Pipeline = &gateway.Pipeline{Identity: g.Identity, Policy: g.Policy, Audit: g.Audit, Metrics: g.Metrics,
+		Logger: logger, SyncAudit: cfg.Audit.Durability == "sync"}
+	// The in-process agent: the same code a network-resident agent runs,
+	// over an in-memory call.
+	g.Agent = agent.New(cfg.Connections, logger)
+	g.Analyzer = sqlguard.NewAnalyzer(20000)
+	if cfg.MaskingEnabled() {
+		if g.Masker, err = loadMasker(cfg); err != nil {
+			core.Close(ctx)
+			return nil, err
+		}
+	}
+	if g.TLS, err = certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, filepath.Join(cfg.DataDir, "tls")); err != nil {
+		core.Close(ctx)
+		return nil, err
+	}
+	g.Recorder = recording.New(g.Store, logger)
 	return g, nil
+}
+
+// loadMasker builds the masker from the rules file (or the built-in
+// rules) and the deployment's HMAC key.
+func loadMasker(cfg *config.Config) (*mask.Masker, error) {
+	rules := mask.DefaultRules()
+	if cfg.Masking.Rules != "" {
+		raw, err := os.ReadFile(cfg.Masking.Rules)
+		if err != nil {
+			return nil, fmt.Errorf("masking rules: %w", err)
+		}
+		if rules, err = mask.ParseRules(raw); err != nil {
+			return nil, err
+		}
+	}
+	var key []byte
+	if cfg.Masking.Key != "" {
+		k, err := cfg.Masking.Key.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("masking key: %w", err)
+		}
+		key = []byte(k)
+	} else {
+		var err error
+		if key, err = loadOrCreateKey(filepath.Join(cfg.KeysDir(), "mask.key")); err != nil {
+			return nil, err
+		}
+	}
+	return mask.New(rules, key)
+}
+
+// loadOrCreateKey reads a 32-byte random key, creating it (mode 0600).
+func loadOrCreateKey(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("key %s is malformed", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	k := make([]byte, 32)
+	rand.Read(k)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return loadOrCreateKey(path) // another process created it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	return k, f.Sync()
 }
 
 // Run starts every listener and background loop, and serves until ctx ends;
@@ -246,6 +341,33 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 			}
 		}()
 	}
+	if cfg.Listen.Postgres != "" {
+		ln, err := net.Listen("tcp", cfg.Listen.Postgres)
+		if err != nil {
+			cancel()
+			for _, l := range listeners {
+				l.Close()
+			}
+			g.wg.Wait()
+			return fmt.Errorf("listen postgres %s: %w", cfg.Listen.Postgres, err)
+		}
+		eng := pgengine.New(pgengine.Options{
+			Pipeline: g.Pipeline, Dialer: g.Agent, TLS: g.TLS, Analyzer: g.Analyzer, Masker: g.Masker, Recorder: g.Recorder,
+			Connections: func(name string) (string, bool) {
+				c, ok := cfg.Connection(name)
+				return c.Database, ok && c.Type == "postgres"
+			},
+			AllowInsecureLoopback: cfg.AllowInsecureLoopback, MaxMessage: cfg.Postgres.MaxMessageBytes, Logger: g.Logger,
+		})
+		g.Listening = append(g.Listening, "postgres "+ln.Addr().String())
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := eng.Serve(runCtx, ln); err != nil {
+				g.Logger.Error("postgres listener stopped", "err", err)
+			}
+		}()
+	}
 	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
 	g.Logger.Info("gatehouse started", "listening", g.Listening, "store", store.Redact(cfg.Store), "policies", g.Policy.Set().Len())
 	if ready != nil {
@@ -261,6 +383,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 	}
 	cancel()
 	g.wg.Wait()
+	g.Recorder.Close()
 	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStop})
 	return g.Close(shutdownCtx)
 }

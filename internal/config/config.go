@@ -28,6 +28,9 @@ type Config struct {
 	Log                   Log             `yaml:"log"`
 	Identity              identity.Config `yaml:"identity"`
 	Audit                 Audit           `yaml:"audit"`
+	TLS                   TLS             `yaml:"tls"`
+	Postgres              PostgresEngine  `yaml:"postgres"`
+	Masking               Masking         `yaml:"masking"`
 	Connections           []Connection    `yaml:"connections"`
 
 	// path is the file this config was read from; relative paths in it are
@@ -57,6 +60,34 @@ type Audit struct {
 	CheckpointEvery    int64         `yaml:"checkpoint_every"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
+
+// TLS names the gateway's serving certificate; when both are empty a
+// self-signed one is generated in data_dir/tls.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// PostgresEngine tunes the PostgreSQL listener.
+type PostgresEngine struct {
+	// MaxMessageBytes bounds one protocol message (default 64 MiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// Masking configures result masking.
+type Masking struct {
+	// Enabled turns masking on (default true).
+	Enabled *bool `yaml:"enabled"`
+	// Rules is a mask rules file; empty uses the built-in default (every
+	// detector redacted).
+	Rules string `yaml:"rules"`
+	// Key is the HMAC key for the token strategy (env:NAME or file:PATH);
+	// empty uses a key generated in data_dir/keys/mask.key.
+	Key Secret `yaml:"key"`
+}
+
+// MaskingEnabled reports whether masking is on.
+func (c *Config) MaskingEnabled() bool { return c.Masking.Enabled == nil || *c.Masking.Enabled }
 
 // Connection is one upstream target.
 type Connection struct {
@@ -142,6 +173,12 @@ func (c *Config) applyDefaults() {
 	base := filepath.Dir(c.path)
 	c.DataDir = resolvePath(base, c.DataDir)
 	c.Policies = resolvePath(base, c.Policies)
+	c.Masking.Rules = resolvePath(base, c.Masking.Rules)
+	c.TLS.CertFile = resolvePath(base, c.TLS.CertFile)
+	c.TLS.KeyFile = resolvePath(base, c.TLS.KeyFile)
+	if c.Postgres.MaxMessageBytes == 0 {
+		c.Postgres.MaxMessageBytes = 64 << 20
+	}
 }
 
 func resolvePath(base, p string) string {
@@ -183,6 +220,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must be positive"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.Postgres.MaxMessageBytes < 1024 || c.Postgres.MaxMessageBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("postgres.max_message_bytes: %d is not between 1024 and 1 GiB", c.Postgres.MaxMessageBytes))
 	}
 	seen := map[string]bool{}
 	for i, conn := range c.Connections {

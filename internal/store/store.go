@@ -68,6 +68,59 @@ type Store interface {
 	// Revocations lists revocations that have not yet expired at now.
 	Revocations(ctx context.Context, now time.Time) ([]Revocation, error)
 
+	// PutRecordings writes session recordings.
+	PutRecordings(ctx context.Context, b RecBatch) error
+	// ListSessions lists recorded sessions, newest first.
+	ListSessions(ctx context.Context, limit int) ([]RecSession, error)
+	// SessionStatements lists a session's statements in order.
+	SessionStatements(ctx context.Context, session string) ([]RecStatement, error)
+
 	// Close releases the store.
 	Close() error
+}
+
+// RecSession is a recorded session.
+type RecSession struct {
+	ID          string    `json:"id"`
+	Protocol    string    `json:"protocol"`
+	Connection  string    `json:"connection"`
+	Principal   string    `json:"principal"`
+	OnBehalfOf  string    `json:"on_behalf_of,omitempty"`
+	Database    string    `json:"database,omitempty"`
+	Source      string    `json:"source,omitempty"`
+	Application string    `json:"application,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end,omitempty"`
+	EndReason   string    `json:"end_reason,omitempty"`
+	Statements  int64     `json:"statements"`
+}
+
+// RecEnd marks a session's end.
+type RecEnd struct {
+	ID     string
+	End    time.Time
+	Reason string
+}
+
+// RecStatement is one recorded statement.
+type RecStatement struct {
+	Session     string        `json:"session"`
+	Seq         int64         `json:"seq"`
+	Time        time.Time     `json:"time"`
+	Duration    time.Duration `json:"duration_ns"`
+	Statement   string        `json:"statement"`
+	Fingerprint string        `json:"fingerprint,omitempty"`
+	Class       string        `json:"class,omitempty"`
+	Params      []string      `json:"params,omitempty"`
+	Decision    string        `json:"decision"`
+	Reason      string        `json:"reason,omitempty"`
+	Rows        int64         `json:"rows"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// RecBatch is what one PutRecordings writes.
+type RecBatch struct {
+	Sessions   []RecSession
+	Ends       []RecEnd
+	Statements []RecStatement
 }

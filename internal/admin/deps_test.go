@@ -1,0 +1,11 @@
+package admin_test
+
+import (
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+func TestImports(t *testing.T) {
+	testenv.ForbidImports(t, "admin", "app", "cli", "api", "gateway", "engine")
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestStarterParses(t *testing.T) {
+	c, err := Parse([]byte(Starter()), "/etc/gatehouse/gatehouse.yaml")
+	if err != nil {
+		t.Fatalf("starter config: %v", err)
+	}
+	if c.DataDir != "/etc/gatehouse/.gatehouse" || c.Policies != "/etc/gatehouse/policies" {
+		t.Fatalf("relative paths not resolved against the config's directory: %q %q", c.DataDir, c.Policies)
+	}
+	if c.Listen.API != "127.0.0.1:8080" || c.Listen.Postgres != "127.0.0.1:15432" || !c.AllowInsecureLoopback {
+		t.Fatalf("starter values: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key names its line", "data_dir: x\nlisten:\n  apii: 1.2.3.4:5\n", "line 3"},
+		{"bad listen address", "listen: {api: nonsense}\n", "listen.api"},
+		{"bad durability", "audit: {durability: maybe}\n", "audit.durability"},
+		{"bad log level", "log: {level: loud}\n", "log.level"},
+		{"connection type", "connections: [{name: x, type: oracle, address: 'h:1'}]\n", "not supported"},
+		{"duplicate connection", "connections: [{name: x, type: postgres, address: 'h:1'}, {name: x, type: postgres, address: 'h:2'}]\n", "duplicate"},
+		{"slash in name", "connections: [{name: a/b, type: postgres, address: 'h:1'}]\n", "name"},
+		{"bad tls mode", "connections: [{name: a, type: postgres, address: 'h:1', tls_mode: maybe}]\n", "tls_mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "g.yaml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretResolveNeverLeaks(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "pw")
+	os.WriteFile(f, []byte("s3cret-from-file\n"), 0o600)
+	t.Setenv("GH_TEST_PW", "s3cret-from-env")
+	tests := []struct {
+		name    string
+		s       Secret
+		want    string
+		wantErr bool
+	}{
+		{"env", "env:GH_TEST_PW", "s3cret-from-env", false},
+		{"file strips newline", Secret("file:" + f), "s3cret-from-file", false},
+		{"literal", "hunter2", "hunter2", false},
+		{"unset env", "env:GH_TEST_NOPE", "", true},
+		{"missing file", "file:/nonexistent/pw", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.s.Resolve()
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("Resolve() = %q, %v", got, err)
+			}
+			if tt.s.IsLiteral() && strings.Contains(tt.s.String(), string(tt.s)) {
+				t.Fatalf("String() reveals a literal secret: %q", tt.s.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// backState is what the backend goroutine knows about result shapes.
+type backState struct {
+	stmtDesc   map[string][]pgproto3.FieldDescription // from Describe of a statement (formats not yet known)
+	portalDesc map[string][]pgproto3.FieldDescription // with the formats the portal returns
+	plan       *rowPlan                               // how to mask the rows now arriving
+	planFor    *expect                                // the Execute the plan was built for
+	rd         pgproto3.RowDescription
+}
+
+func newBackState() *backState {
+	return &backState{stmtDesc: map[string][]pgproto3.FieldDescription{}, portalDesc: map[string][]pgproto3.FieldDescription{}}
+}
+
+// backend reads upstream messages, keeps the response queue in step,
+// masks rows and swaps the errors of denied statements.
+func (s *session) backend(ctx context.Context) error {
+	buf := make([]byte, 0, 8<<10)
+	for {
+		typ, body, err := s.ur.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errUpstreamEOF
+			}
+			return err
+		}
+		out := body // what the client gets, unless replaced
+		forward := true
+		switch typ {
+		case '1', '2', '3': // ParseComplete, BindComplete, CloseComplete
+			x := s.pop()
+			if typ == '2' && x != nil && x.kind == 'B' {
+				s.bindComplete(x)
+			}
+			if typ == '3' && x != nil && x.kind == 'C' {
+				s.closeComplete(x)
+			}
+		case 't': // ParameterDescription: part of a statement Describe
+		case 'T':
+			if err := s.be.rd.Decode(body); err != nil {
+				return fmt.Errorf("upstream RowDescription: %w", err)
+			}
+			fields := cloneFields(s.be.rd.Fields)
+			if x := s.head(); x != nil && x.kind == 'D' {
+				s.pop()
+				if x.describe == 'S' {
+					s.be.stmtDesc[x.name] = fields
+				} else {
+					s.be.portalDesc[x.name] = fields
+				}
+				forward = !x.swallow
+			} else {
+				// A simple query's result: its rows follow now.
+				if s.be.plan, err = s.planRows(ctx, fields); err != nil {
+					return err
+				}
+				s.be.planFor = nil
+			}
+		case 'n': // NoData
+			if x := s.head(); x != nil && x.kind == 'D' {
+				s.pop()
+				if x.describe == 'P' {
+					s.be.portalDesc[x.name] = nil
+				}
+				forward = !x.swallow
+			}
+		case 'D':
+			if x := s.head(); x != nil && x.kind == 'E' && s.be.planFor != x {
+				fields, known := s.be.portalDesc[x.name]
+				if !known {
+					return errors.New("rows for a portal whose columns are unknown")
+				}
+				if s.be.plan, err = s.planRows(ctx, fields); err != nil {
+					return err
+				}
+				s.be.planFor = x
+			}
+			if s.be.plan != nil {
+				buf, err = s.be.plan.maskRow(buf[:0], body)
+				if err != nil {
+					return fmt.Errorf("upstream DataRow: %w", err)
+				}
+				out = buf
+			}
+		case 'C', 's', 'I': // CommandComplete, PortalSuspended, EmptyQueryResponse
+			x := s.head()
+			if x != nil {
+				if typ == 'C' && x.rec != nil {
+					x.rec.rows += commandRows(body)
+				}
+				if x.kind == 'E' {
+					s.pop()
+					s.finish(x, "")
+				}
+			}
+			s.be.plan, s.be.planFor = nil, nil
+		case 'E':
+			out = s.onUpstreamError(body)
+			s.be.plan, s.be.planFor = nil, nil
+		case 'Z':
+			for {
+				x := s.pop()
+				if x == nil || x.kind == 'Q' || x.kind == 'S' {
+					if x != nil {
+						s.finish(x, "")
+					}
+					break
+				}
+			}
+			s.be.plan, s.be.planFor = nil, nil
+		case 'd': // CopyData from a COPY ... TO STDOUT
+			if s.masker != nil {
+				buf = s.masker.Mask(buf[:0], body)
+				out = buf
+			}
+		case 'A': // NotificationResponse: the payload may carry data
+			if s.masker != nil {
+				out = s.maskNotification(buf[:0], body)
+			}
+		case 'N': // NoticeResponse: messages may quote values
+			if s.masker != nil {
+				out = s.maskNotice(body)
+			}
+		case 'H': // CopyOutResponse
+			if len(body) > 0 && body[0] == 1 && s.masker != nil {
+				return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: binary COPY TO is not allowed while results are masked; use text or csv format"}
+			}
+		}
+		if forward {
+			if err := writeFrame(s.cw, typ, out); err != nil {
+				return fmt.Errorf("write client: %w", err)
+			}
+		}
+		if !s.ur.buffered() {
+			if err := s.cw.Flush(); err != nil {
+				return fmt.Errorf("write client: %w", err)
+			}
+		}
+	}
+}
+
+func cloneFields(fs []pgproto3.FieldDescription) []pgproto3.FieldDescription {
+	out := make([]pgproto3.FieldDescription, len(fs))
+	for i, f := range fs {
+		f.Name = bytes.Clone(f.Name)
+		out[i] = f
+	}
+	return out
+}
+
+// bindComplete records the shape of the bound portal's rows: the
+// statement's columns with the formats the Bind asked for.
+func (s *session) bindComplete(x *expect) {
+	fields, ok := s.be.stmtDesc[x.stmt]
+	if !ok {
+		delete(s.be.portalDesc, x.name)
+		return
+	}
+	s.be.portalDesc[x.name] = withFormats(fields, x.formats)
+}
+
+func (s *session) closeComplete(x *expect) {
+	if x.describe == 'S' {
+		delete(s.be.stmtDesc, x.name)
+	} else {
+		delete(s.be.portalDesc, x.name)
+	}
+}
+
+// withFormats applies Bind result format codes: none means all text, one
+// applies to all columns, otherwise one per column (PostgreSQL docs,
+// "Message Formats", Bind).
+func withFormats(fields []pgproto3.FieldDescription, formats []int16) []pgproto3.FieldDescription {
+	out := make([]pgproto3.FieldDescription, len(fields))
+	copy(out, fields)
+	for i := range out {
+		switch {
+		case len(formats) == 0:
+			out[i].Format = 0
+		case len(formats) == 1:
+			out[i].Format = formats[0]
+		case i < len(formats):
+			out[i].Format = formats[i]
+		}
+	}
+	return out
+}
+
+// onUpstreamError swaps the error of a denied statement's substitute for
+// Gatehouse's own, and drops the expectations the upstream now skips.
+func (s *session) onUpstreamError(body []byte) []byte {
+	var d *denial
+	var dropped []*expect
+	if x := s.head(); x != nil && x.kind != 'Q' && x.kind != 'S' {
+		dropped = s.skipToSync()
+	} else if x != nil && x.rec != nil {
+		x.rec.Error = errorCode(body)
+	}
+	if bytes.Contains(body, []byte("gatehouse_denied_")) {
+		s.mu.Lock()
+		for _, x := range append(dropped, s.queue...) {
+			if x.deny != nil && bytes.Contains(body, []byte(x.deny.marker)) {
+				d = x.deny
+				break
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, x := range dropped {
+		s.finish(x, "error")
+	}
+	if d == nil {
+		if s.masker != nil {
+			return s.maskNotice(body)
+		}
+		return body
+	}
+	return errorMessage("ERROR", d.code, d.reason, "", "")
+}
+
+// commandRows reads the row count at the end of a CommandComplete tag
+// ("SELECT 5", "INSERT 0 1", "UPDATE 3").
+func commandRows(body []byte) int64 {
+	tag, _, _ := cstring(body)
+	i := strings.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(tag[i+1:], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// errorCode reads the SQLSTATE of an ErrorResponse body.
+func errorCode(body []byte) string {
+	for len(body) > 0 && body[0] != 0 {
+		v, rest, ok := cstring(body[1:])
+		if !ok {
+			return "error"
+		}
+		if body[0] == 'C' {
+			return "SQLSTATE " + v
+		}
+		body = rest
+	}
+	return "error"
+}

@@ -1,0 +1,36 @@
+package postgres
+
+import (
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// SQLSTATE codes Gatehouse sends (PostgreSQL docs, Appendix A).
+const (
+	codeInsufficientPrivilege = "42501"
+	codeInvalidPassword       = "28P01"
+	codeInvalidAuthorization  = "28000"
+	codeProtocolViolation     = "08P01"
+	codeConnectionFailure     = "08006"
+	codeCannotConnectNow      = "57P03"
+	codeProgramLimitExceeded  = "54000"
+	codeFeatureNotSupported   = "0A000"
+	codeAdminShutdown         = "57P01"
+)
+
+// errorMessage encodes an ErrorResponse body (without the type byte and
+// length) for severity ERROR or FATAL.
+func errorMessage(severity, code, msg, detail, hint string) []byte {
+	e := &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: msg, Detail: detail, Hint: hint}
+	b, err := e.Encode(nil)
+	if err != nil {
+		// Only over-long strings fail; fall back to a fixed message.
+		b, _ = (&pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: "gatehouse: error"}).Encode(nil)
+	}
+	return b[5:] // the body: callers frame it
+}
+
+// noticeMessage encodes a NoticeResponse body.
+func noticeMessage(msg, detail string) []byte {
+	b, _ := (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000", Message: msg, Detail: detail}).Encode(nil)
+	return b[5:]
+}

@@ -1,0 +1,187 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/agent"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/mask"
+)
+
+// session relays one client session. The frontend goroutine reads the
+// client and writes upstream; the backend goroutine reads upstream and
+// writes the client. They share only the queue of expected responses.
+type session struct {
+	e        *Engine
+	client   net.Conn
+	up       *agent.PostgresConn
+	gs       *gateway.Session
+	database string
+	masker   *mask.Masker // this principal's view; nil: no masking
+
+	cr *frameReader  // client → gateway
+	cw *bufio.Writer // gateway → client (backend goroutine only, after ready)
+	ur *frameReader  // upstream → gateway
+	uw *bufio.Writer // gateway → upstream (frontend goroutine only)
+
+	mu    sync.Mutex
+	queue []*expect // responses owed to the client, in order
+
+	fe      *frontState // frontend goroutine only
+	be      *backState  // backend goroutine only
+	catalog *catalog    // backend goroutine only; nil until first needed
+}
+
+// expect is one message (or simple query) whose response the backend
+// goroutine has yet to see.
+type expect struct {
+	kind byte   // 'Q' query or function call, 'P', 'B', 'D', 'E', 'C', 'S'
+	name string // statement (P, D 'S'), portal (B, D 'P', E) or closed object
+	stmt string // for B: the statement bound
+	// describe is 'S' or 'P' for a Describe.
+	describe byte
+	// formats are a Bind's result format codes.
+	formats []int16
+	// swallow marks an injected message whose response the client never
+	// asked for.
+	swallow bool
+	// deny, when set, is the substitute's marker and the client's error.
+	deny *denial
+	rec  *stmtRecord
+}
+
+type denial struct {
+	marker string // unique text that makes the upstream reject the substitute
+	reason string
+	code   string
+}
+
+func (s *session) push(x *expect) {
+	s.mu.Lock()
+	s.queue = append(s.queue, x)
+	s.mu.Unlock()
+}
+
+// head returns the oldest expectation, or nil.
+func (s *session) head() *expect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return nil
+	}
+	return s.queue[0]
+}
+
+func (s *session) pop() *expect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return nil
+	}
+	x := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	if len(s.queue) == 0 {
+		s.queue = s.queue[:0:0] // let the backing array go
+	}
+	return x
+}
+
+// skipToSync drops what the upstream will skip after an error in the
+// extended protocol: everything before the next Sync.
+func (s *session) skipToSync() []*expect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var dropped []*expect
+	for len(s.queue) > 0 && s.queue[0].kind != 'S' && s.queue[0].kind != 'Q' {
+		dropped = append(dropped, s.queue[0])
+		s.queue = s.queue[1:]
+	}
+	return dropped
+}
+
+// relay runs both directions until either side ends, and returns why.
+// Only the backend goroutine writes to the client, so a FATAL found by the
+// frontend is sent after the backend goroutine has stopped.
+func (s *session) relay(ctx context.Context) string {
+	fe, be := make(chan error, 1), make(chan error, 1)
+	go func() { fe <- s.frontend(ctx) }()
+	go func() { be <- s.backend(ctx) }()
+	wait := func(c chan error) {
+		select {
+		case <-c:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	var err error
+	select {
+	case err = <-fe:
+		s.up.Conn.Close()
+		wait(be)
+		var f *fatal
+		if errors.As(err, &f) {
+			s.sendFatal(f.code, f.msg)
+		} else if tl := (errTooLarge{}); errors.As(err, &tl) {
+			s.sendFatal(codeProgramLimitExceeded, "gatehouse: "+tl.Error())
+		}
+		s.client.Close()
+	case err = <-be:
+		if errors.Is(err, errUpstreamEOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			s.sendFatal(codeConnectionFailure, "gatehouse: the upstream connection was lost")
+		}
+		s.client.Close()
+		s.up.Conn.Close()
+		wait(fe)
+	case <-ctx.Done():
+		err = errShutdown
+		s.up.Conn.Close()
+		wait(be)
+		s.sendFatal(codeAdminShutdown, "gatehouse: the gateway is shutting down")
+		s.client.Close()
+		wait(fe)
+	}
+	if s.catalog != nil {
+		s.catalog.close()
+	}
+	return endReason(err)
+}
+
+var (
+	errShutdown  = errors.New("gateway shutdown")
+	errTerminate = errors.New("client terminated")
+)
+
+func endReason(err error) string {
+	switch {
+	case err == nil, errors.Is(err, errTerminate):
+		return "client terminated"
+	case errors.Is(err, errShutdown):
+		return "gateway shutdown"
+	case errors.Is(err, errUpstreamEOF):
+		return "upstream closed the connection"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return "client disconnected"
+	}
+	return err.Error()
+}
+
+var errUpstreamEOF = errors.New("upstream closed")
+
+// sendFatal tells the client why the session ends; it is called once the
+// backend goroutine has stopped writing.
+func (s *session) sendFatal(code, msg string) {
+	s.cw.Flush()
+	s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	s.client.Write(appendFrame(nil, 'E', errorMessage("FATAL", code, msg, "", "")))
+}
+
+func protocolError(format string, args ...any) error {
+	return &fatal{code: codeProtocolViolation, msg: "gatehouse: " + fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/agent"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/mask"
+	"github.com/gatehouse-dev/gatehouse/internal/sqlguard"
+)
+
+// DefaultMaxMessage bounds one protocol message (64 MiB).
+const DefaultMaxMessage = 64 << 20
+
+// Options configure the engine. Pipeline, Dialer and Connections are
+// required.
+type Options struct {
+	Pipeline *gateway.Pipeline
+	Dialer   agent.Dialer
+	// Connections reports whether a postgres connection exists and its
+	// default database.
+	Connections func(name string) (defaultDB string, ok bool)
+	// TLS answers SSLRequest; nil refuses TLS.
+	TLS *tls.Config
+	// AllowInsecureLoopback accepts a token without TLS from loopback.
+	AllowInsecureLoopback bool
+	// MaxMessage bounds one message from the client or upstream.
+	MaxMessage int
+	Analyzer   *sqlguard.Analyzer
+	// Masker masks result values; nil disables masking.
+	Masker *mask.Masker
+	// Recorder receives statement records; nil disables recording.
+	Recorder Recorder
+	Logger   *slog.Logger
+}
+
+// Engine serves the PostgreSQL protocol.
+type Engine struct {
+	opts Options
+
+	mu   sync.Mutex
+	keys map[uint32]*cancelKey // by the pid the client was given
+
+	wg sync.WaitGroup
+}
+
+// cancelKey maps the key data a client holds to its upstream backend.
+type cancelKey struct {
+	secret     [4]byte
+	connection string
+	upPID      uint32
+	upSecret   []byte
+}
+
+// New builds an engine.
+func New(opts Options) *Engine {
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = DefaultMaxMessage
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Analyzer == nil {
+		opts.Analyzer = sqlguard.NewAnalyzer(10000)
+	}
+	return &Engine{opts: opts, keys: map[uint32]*cancelKey{}}
+}
+
+// Serve accepts clients on ln until ctx ends, then closes ln and waits for
+// sessions to finish.
+func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var tempDelay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				e.wg.Wait()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = max(5*time.Millisecond, min(2*tempDelay, time.Second))
+				time.Sleep(tempDelay)
+				continue
+			}
+			e.wg.Wait()
+			return fmt.Errorf("postgres accept: %w", err)
+		}
+		tempDelay = 0
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.handle(ctx, c)
+		}()
+	}
+}
+
+// register hands out the key data the client will use to cancel.
+func (e *Engine) register(conn string, up *agent.PostgresConn) (pid uint32, secret [4]byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		pid = binary.BigEndian.Uint32(b[:4]) &^ (1 << 31)
+		if _, taken := e.keys[pid]; pid != 0 && !taken {
+			copy(secret[:], b[4:])
+			e.keys[pid] = &cancelKey{secret: secret, connection: conn, upPID: up.PID, upSecret: up.SecretKey}
+			return pid, secret
+		}
+	}
+}
+
+func (e *Engine) unregister(pid uint32) {
+	e.mu.Lock()
+	delete(e.keys, pid)
+	e.mu.Unlock()
+}
+
+// cancel forwards a CancelRequest whose key matches; others are ignored,
+// as PostgreSQL does, so a guesser learns nothing.
+func (e *Engine) cancel(ctx context.Context, pid uint32, secret []byte) {
+	e.mu.Lock()
+	k, ok := e.keys[pid]
+	e.mu.Unlock()
+	if !ok || len(secret) != 4 || subtle.ConstantTimeCompare(k.secret[:], secret) != 1 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := e.opts.Dialer.CancelPostgres(ctx, k.connection, k.upPID, k.upSecret); err != nil {
+		e.opts.Logger.Warn("postgres cancel failed", "connection", k.connection, "err", err)
+	}
+}
+
+// isLoopback reports whether addr is a loopback address.
+func isLoopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// splitUser parses the startup user: "conn" or "anything@conn".
+func splitUser(user string) (connection string) {
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		return user[i+1:]
+	}
+	return user
+}

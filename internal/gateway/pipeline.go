@@ -1,0 +1,303 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// ErrAuth is wrapped by every authentication failure.
+var ErrAuth = errors.New("authentication failed")
+
+// ErrAuditUnavailable is returned when a decision cannot be logged; the
+// request must not proceed.
+var ErrAuditUnavailable = errors.New("audit log unavailable")
+
+// Pipeline holds what every engine needs to govern a request.
+type Pipeline struct {
+	Identity *identity.Service
+	Policy   *policy.Engine
+	Audit    *audit.Log
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	// SyncAudit makes each decision wait until its audit event is durable
+	// (audit.durability: sync); otherwise it waits only until the event is
+	// queued in order.
+	SyncAudit bool
+}
+
+// Session is one authenticated client session on one connection.
+type Session struct {
+	ID         string
+	Claims     identity.Claims
+	Connection string
+	Protocol   string // postgres, mcp, ...
+	Source     string // client address
+
+	principal policy.Principal
+	uid       string
+
+	mu    sync.Mutex
+	set   *policy.Set // the policy set the cached verdicts came from
+	cache map[any]cachedVerdict
+}
+
+type cachedVerdict struct {
+	v   Verdict
+	gen uint64
+}
+
+// PrincipalUID is the Cedar UID of the session's principal.
+func (s *Session) PrincipalUID() string { return s.uid }
+
+func newSessionID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Authenticate verifies a token presented for a connection and opens a
+// session. Every failure is audited and wraps ErrAuth with a reason safe to
+// show the client (it never contains the token).
+func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol, source string) (*Session, error) {
+	c, err := p.Identity.Verify(ctx, token)
+	if err != nil {
+		p.countToken(err)
+		p.auditAuthFailure(connection, protocol, source, "", err.Error())
+		return nil, fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	if !c.AllowsConnection(connection) {
+		p.countToken(errors.New("connection"))
+		reason := fmt.Sprintf("token is not scoped to connection %q", connection)
+		p.auditAuthFailure(connection, protocol, source, principalUID(c), reason)
+		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
+	}
+	p.countToken(nil)
+	s := &Session{ID: newSessionID(), Claims: c, Connection: connection, Protocol: protocol, Source: source, cache: map[any]cachedVerdict{}}
+	s.uid = principalUID(c)
+	s.principal = policy.Principal{Type: policy.Agent, ID: c.Subject, OnBehalfOf: c.Actor, Groups: c.Groups,
+		// The token's connection patterns are resolved here: policy sees
+		// the concrete connection the session is on.
+		Connections: []string{connection}}
+	if c.Kind == identity.KindUser {
+		s.principal.Type = policy.User
+	}
+	for _, sc := range c.Scopes {
+		s.principal.Scopes = append(s.principal.Scopes, string(sc))
+	}
+	return s, nil
+}
+
+// Recheck verifies the session's token again (expiry, revocation), for
+// long sessions that check on each request.
+func (p *Pipeline) Recheck(ctx context.Context, s *Session, token string) error {
+	if _, err := p.Identity.Verify(ctx, token); err != nil {
+		p.countToken(err)
+		return fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	return nil
+}
+
+func (p *Pipeline) countToken(err error) {
+	if p.Metrics == nil {
+		return
+	}
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, identity.ErrExpired):
+		result = "expired"
+	case errors.Is(err, identity.ErrRevoked):
+		result = "revoked"
+	default:
+		result = "invalid"
+	}
+	p.Metrics.TokenChecks.WithLabelValues(result).Inc()
+}
+
+func principalUID(c identity.Claims) string {
+	if c.Kind == identity.KindUser {
+		return fmt.Sprintf("User::%q", c.Subject)
+	}
+	return fmt.Sprintf("Agent::%q", c.Subject)
+}
+
+func (p *Pipeline) auditAuthFailure(connection, protocol, source, principal, reason string) {
+	_, err := p.Audit.Enqueue(audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Connection: connection,
+		Source: source, Action: "connect", Decision: "deny", Reason: reason, Details: map[string]string{"protocol": protocol}})
+	if err != nil {
+		p.Logger.Error("audit append failed", "kind", audit.KindAuthFailure, "err", err)
+	}
+}
+
+// Access is one thing a request does to one resource.
+type Access struct {
+	Action       string // e.g. sql:select
+	ResourceType string // policy.Table, policy.Connection, ...
+	ResourceID   string // e.g. pg/public.users; the connection name for Connection
+}
+
+// Request is what an engine asks the pipeline to decide.
+type Request struct {
+	Accesses []Access
+	// Context is the policy context shared by all accesses (class, tables,
+	// columns, flags for SQL).
+	Context map[string]any
+	// CacheKey, when not nil, lets the session reuse the verdict for an
+	// identical request (same analysis) under the same policy set. Generation
+	// invalidates it when the key's meaning changes (e.g. the SQL cache).
+	CacheKey   any
+	Generation uint64
+	// Audit describes the request in its audit event.
+	Audit audit.Event
+}
+
+// Verdict is the pipeline's answer.
+type Verdict struct {
+	Allow    bool
+	Reason   string   // one line for the client, naming the determining policy
+	Policies []string // determining policy ids
+	// Annotations of the determining policies (e.g. @approval).
+	Annotations []map[string]string
+	EventID     string
+}
+
+// Authorize decides a request: one policy decision per access, all of
+// which must allow; then the decision is audited before Authorize returns,
+// so nothing runs unlogged. It fails closed (returns an error) when the
+// audit log cannot take the event.
+func (p *Pipeline) Authorize(ctx context.Context, s *Session, r Request) (Verdict, error) {
+	v, cached := s.lookup(p.Policy.Set(), r)
+	if !cached {
+		v = p.decide(s, r)
+		s.store(r, v)
+	}
+	ev := r.Audit
+	ev.Kind = audit.KindDecision
+	ev.Principal, ev.OnBehalfOf, ev.TokenID = s.uid, s.Claims.Actor, s.Claims.ID
+	ev.Session, ev.Source, ev.Connection = s.ID, s.Source, s.Connection
+	ev.Decision = "deny"
+	if v.Allow {
+		ev.Decision = "allow"
+	}
+	ev.Policies, ev.Reason = v.Policies, v.Reason
+	if ev.Action == "" && len(r.Accesses) > 0 {
+		ev.Action = r.Accesses[0].Action
+	}
+	if ev.Resource == "" && len(r.Accesses) > 0 {
+		ids := make([]string, 0, len(r.Accesses))
+		for _, a := range r.Accesses {
+			ids = append(ids, a.ResourceID)
+		}
+		ev.Resource = strings.Join(ids, ",")
+	}
+	pending, err := p.Audit.Enqueue(ev)
+	if err != nil {
+		return Verdict{}, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	}
+	if p.SyncAudit {
+		if ev, err = pending.Wait(ctx); err != nil {
+			return Verdict{}, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+		}
+	}
+	v.EventID = ev.ID
+	if p.Metrics != nil {
+		result := "deny"
+		if v.Allow {
+			result = "allow"
+		}
+		p.Metrics.Decisions.WithLabelValues(ev.Action, result).Inc()
+	}
+	return v, nil
+}
+
+func (p *Pipeline) decide(s *Session, r Request) Verdict {
+	if len(r.Accesses) == 0 {
+		return Verdict{Reason: "denied: the request touches nothing Gatehouse can name"}
+	}
+	var allow Verdict
+	allow.Allow = true
+	seen := map[string]bool{}
+	for _, a := range r.Accesses {
+		d := p.Policy.Decide(policy.Request{
+			Principal: s.principal, Action: a.Action,
+			Resource: policy.Resource{Type: a.ResourceType, ID: a.ResourceID, Connection: s.Connection},
+			Context:  r.Context,
+		})
+		if !d.Allow {
+			v := Verdict{Reason: d.Reason()}
+			if len(d.Policies) == 0 {
+				v.Reason = fmt.Sprintf("denied: no policy permits %s on %s", a.Action, a.ResourceID)
+				if len(d.Errors) > 0 && d.Errors[0].Policy.ID == "" {
+					v.Reason = d.Reason()
+				}
+			}
+			for _, pi := range d.Policies {
+				v.Policies = append(v.Policies, pi.ID)
+				v.Annotations = append(v.Annotations, pi.Annotations)
+			}
+			return v
+		}
+		for _, pi := range d.Policies {
+			if !seen[pi.ID] {
+				seen[pi.ID] = true
+				allow.Policies = append(allow.Policies, pi.ID)
+				allow.Annotations = append(allow.Annotations, pi.Annotations)
+			}
+		}
+	}
+	allow.Reason = "allowed by policy " + strings.Join(quoteAll(allow.Policies), ", ")
+	return allow
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+func (s *Session) lookup(set *policy.Set, r Request) (Verdict, bool) {
+	if r.CacheKey == nil {
+		return Verdict{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set != set {
+		// Policies changed: every cached verdict is stale.
+		clear(s.cache)
+		s.set = set
+		return Verdict{}, false
+	}
+	c, ok := s.cache[r.CacheKey]
+	if !ok || c.gen != r.Generation {
+		return Verdict{}, false
+	}
+	return c.v, true
+}
+
+// maxCachedVerdicts bounds a session's verdict cache.
+const maxCachedVerdicts = 4096
+
+func (s *Session) store(r Request, v Verdict) {
+	if r.CacheKey == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= maxCachedVerdicts {
+		clear(s.cache)
+	}
+	s.cache[r.CacheKey] = cachedVerdict{v: v, gen: r.Generation}
+}
