@@ -120,6 +120,6 @@ func serve(ctx context.Context, g *globals, cfg *config.Config, up bool) error {
 		}
 		fmt.Fprintf(g.stderr, "  data      %s\n  policies  %s (%d loaded)\n", cfg.DataDir, cfg.Policies, gw.Policy.Set().Len())
 		fmt.Fprintf(g.stderr, "\nGet a token for an agent (in another terminal, same directory):\n")
-		fmt.Fprintf(g.stderr, "  gatehouse token issue --agent my-agent --on-behalf-of you@example.com --scope read --ttl 15m\n\n")
+		fmt.Fprintf(g.stderr, "  gatehouse token issue --agent my-agent --on-behalf-of you@example.com --connection pg --scope read --ttl 15m\n\n")
 	})
 }

@@ -19,6 +19,9 @@ import (
 // ErrAuth is wrapped by every authentication failure.
 var ErrAuth = errors.New("authentication failed")
 
+// ErrForbidden is wrapped when a valid token's principal may not connect.
+var ErrForbidden = errors.New("not permitted")
+
 // ErrAuditUnavailable is returned when a decision cannot be logged; the
 // request must not proceed.
 var ErrAuditUnavailable = errors.New("audit log unavailable")
@@ -43,6 +46,9 @@ type Session struct {
 	Connection string
 	Protocol   string // postgres, mcp, ...
 	Source     string // client address
+	// ClearText: policy permits this principal to see unmasked values on
+	// this connection (action clear_text).
+	ClearText bool
 
 	principal policy.Principal
 	uid       string
@@ -95,6 +101,25 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	for _, sc := range c.Scopes {
 		s.principal.Scopes = append(s.principal.Scopes, string(sc))
 	}
+	conn := policy.Resource{Type: policy.Connection, ID: connection, Connection: connection}
+	d := p.Policy.Decide(policy.Request{Principal: s.principal, Action: "connect", Resource: conn})
+	ev := audit.Event{Kind: audit.KindDecision, Principal: s.uid, OnBehalfOf: c.Actor, TokenID: c.ID, Session: s.ID,
+		Source: source, Connection: connection, Action: "connect", Resource: connection, Reason: d.Reason(),
+		Details: map[string]string{"protocol": protocol}}
+	for _, pi := range d.Policies {
+		ev.Policies = append(ev.Policies, pi.ID)
+	}
+	ev.Decision = "deny"
+	if d.Allow {
+		ev.Decision = "allow"
+	}
+	if _, err := p.Audit.Append(ctx, ev); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	}
+	if !d.Allow {
+		return nil, fmt.Errorf("%w: %s", ErrForbidden, d.Reason())
+	}
+	s.ClearText = p.Policy.Decide(policy.Request{Principal: s.principal, Action: "clear_text", Resource: conn}).Allow
 	return s, nil
 }
 

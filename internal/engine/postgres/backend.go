@@ -89,17 +89,22 @@ func (s *session) backend(ctx context.Context) error {
 				s.be.planFor = x
 			}
 			if s.be.plan != nil {
-				buf, err = s.be.plan.maskRow(buf[:0], body)
+				// maskRow returns body itself when nothing changed: keep
+				// buf our own so it never aliases the read buffer.
+				res, err := s.be.plan.maskRow(buf[:0], body)
 				if err != nil {
 					return fmt.Errorf("upstream DataRow: %w", err)
 				}
-				out = buf
+				if len(res) > 0 && len(body) > 0 && &res[0] != &body[0] {
+					buf = res[:0]
+				}
+				out = res
 			}
 		case 'C', 's', 'I': // CommandComplete, PortalSuspended, EmptyQueryResponse
 			x := s.head()
 			if x != nil {
 				if typ == 'C' && x.rec != nil {
-					x.rec.rows += commandRows(body)
+					x.rec.Rows += commandRows(body)
 				}
 				if x.kind == 'E' {
 					s.pop()

@@ -55,8 +55,15 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	gs, err := e.opts.Pipeline.Authenticate(ctx, token, connection, "postgres", source)
-	if err != nil {
+	switch {
+	case errors.Is(err, gateway.ErrAuth):
 		e.refuse(conn, &fatal{code: codeInvalidPassword, msg: "gatehouse: " + strings.TrimPrefix(err.Error(), gateway.ErrAuth.Error()+": ")})
+		return
+	case errors.Is(err, gateway.ErrForbidden):
+		e.refuse(conn, &fatal{code: codeInvalidAuthorization, msg: "gatehouse: " + strings.TrimPrefix(err.Error(), gateway.ErrForbidden.Error()+": ")})
+		return
+	case err != nil:
+		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: the audit log is unavailable"})
 		return
 	}
 	up, err := e.dial(ctx, connection, startup)
@@ -80,6 +87,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 			OnBehalfOf: gs.Claims.Actor, Database: s.database, Source: source, Application: startup.Parameters["application_name"], Start: time.Now().UTC()})
 	}
 	reason := s.relay(ctx)
+	e.opts.Logger.Debug("postgres session ended", "session", gs.ID, "reason", reason)
 	e.auditSession(gs, audit.Event{Kind: "session.end", Reason: reason})
 	if e.opts.Recorder != nil {
 		e.opts.Recorder.SessionEnded(gs.ID, time.Now().UTC(), reason)
@@ -260,7 +268,7 @@ func (e *Engine) newSession(conn net.Conn, up *agent.PostgresConn, gs *gateway.S
 		s.database, _ = e.opts.Connections(gs.Connection)
 	}
 	if e.opts.Masker != nil {
-		s.masker = e.opts.Masker.For(mask.Principal{ID: gs.PrincipalUID(), Groups: gs.Claims.Groups})
+		s.masker = e.opts.Masker.For(mask.Principal{ID: gs.PrincipalUID(), Groups: gs.Claims.Groups, ClearText: gs.ClearText})
 	}
 	return s
 }

@@ -1,0 +1,257 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/app"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// harness is a running gateway in front of a private PostgreSQL database
+// that requires scram-sha-256, with an upstream role whose password only
+// the in-process agent knows.
+type harness struct {
+	t        *testing.T
+	gw       *app.Gateway
+	pgAddr   string // gateway's postgres listener
+	upstream string // direct URL to the upstream database (as its owner)
+	db       string
+	password string
+	dir      string
+}
+
+type harnessOpts struct {
+	maskRules   string // YAML; "" uses the built-in rules
+	syncAudit   bool
+	noLoopback  bool // allow_insecure_loopback: false
+	maxMessage  int
+	extraPolicy string // an extra .cedar file
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	dbURL := testenv.PostgresDB(t)
+	u, _ := url.Parse(dbURL)
+	dbName := strings.TrimPrefix(u.Path, "/")
+	role := "gh_app_" + randHex(4)
+	password := "UPSTREAM-SECRET-" + randHex(8)
+	admin, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, q := range []string{
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password),
+		fmt.Sprintf("GRANT ALL ON DATABASE %s TO %s", dbName, role),
+		fmt.Sprintf("GRANT ALL ON SCHEMA public TO %s", role),
+		fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", dbName, role),
+	} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", testenv.PostgresAdminURL(t))
+		if err == nil {
+			db.Exec("DROP ROLE IF EXISTS " + role) // after the database is dropped
+			db.Close()
+		}
+	})
+	u.User = url.UserPassword(role, password)
+	h := &harness{t: t, upstream: u.String(), db: dbName, password: password, dir: t.TempDir()}
+
+	policies := filepath.Join(h.dir, "policies")
+	if err := os.CopyFS(policies, policy.StarterFS()); err != nil {
+		t.Fatal(err)
+	}
+	if o.extraPolicy != "" {
+		os.WriteFile(filepath.Join(policies, "extra.cedar"), []byte(o.extraPolicy), 0o644)
+	}
+	envName := "GH_TEST_PG_PASSWORD_" + strings.ToUpper(randHex(3))
+	os.Setenv(envName, password)
+	t.Cleanup(func() { os.Unsetenv(envName) })
+	h.pgAddr = freeAddr(t)
+	cfgYAML := fmt.Sprintf(`
+data_dir: %s/data
+listen: {api: %s, postgres: %s}
+policies: %s
+allow_insecure_loopback: %v
+log: {level: warn}
+audit: {durability: %s}
+connections:
+  - name: pg
+    type: postgres
+    address: %s
+    database: %s
+    user: %s
+    password: env:%s
+    tls_mode: disable
+`, h.dir, freeAddr(t), h.pgAddr, policies, !o.noLoopback, map[bool]string{true: "sync", false: "group"}[o.syncAudit], u.Host, dbName, role, envName)
+	if o.maskRules != "" {
+		os.WriteFile(filepath.Join(h.dir, "mask.yaml"), []byte(o.maskRules), 0o644)
+		cfgYAML += "masking: {rules: " + filepath.Join(h.dir, "mask.yaml") + "}\n"
+	}
+	if o.maxMessage > 0 {
+		cfgYAML += fmt.Sprintf("postgres: {max_message_bytes: %d}\n", o.maxMessage)
+	}
+	cfg, err := config.Parse([]byte(cfgYAML), filepath.Join(h.dir, "gatehouse.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.gw, err = app.NewGateway(ctx, cfg, logger)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- h.gw.Run(ctx, func(*app.Gateway) { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("gateway did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway stop: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("gateway did not stop")
+		}
+	})
+	return h
+}
+
+// token issues a token for an agent with the given scopes on connection pg.
+func (h *harness) token(agent string, scopes ...string) string {
+	h.t.Helper()
+	req := identity.IssueRequest{Kind: identity.KindAgent, Subject: agent, Actor: "alice@example.com", Connections: []string{"pg"}}
+	for _, s := range scopes {
+		req.Scopes = append(req.Scopes, identity.Scope(s))
+	}
+	tok, _, err := h.gw.Identity.Issue(context.Background(), req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
+
+// dsn is a libpq URL through the gateway.
+func (h *harness) dsn(token string, extra ...string) string {
+	host, port, _ := net.SplitHostPort(h.pgAddr)
+	q := url.Values{"sslmode": {"disable"}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Set(extra[i], extra[i+1])
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword("pg", token), Host: net.JoinHostPort(host, port), Path: "/" + h.db, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// exec runs statements directly on the upstream as its owner.
+func (h *harness) exec(stmts ...string) {
+	h.t.Helper()
+	db, err := sql.Open("pgx", h.upstream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			h.t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func identityReq(agent, conn string) identity.IssueRequest {
+	return identity.IssueRequest{Kind: identity.KindAgent, Subject: agent, Connections: []string{conn}, Scopes: []identity.Scope{identity.ScopeRead}}
+}
+
+// rawClient speaks the protocol by hand, for messages no driver sends.
+type rawClient struct {
+	conn net.Conn
+	fe   *pgproto3.Frontend
+}
+
+func pgconnFrontend(c net.Conn) *rawClient {
+	return &rawClient{conn: c, fe: pgproto3.NewFrontend(c, c)}
+}
+
+func (r *rawClient) startup(db, token string) error {
+	r.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "pg", "database": db}})
+	if err := r.fe.Flush(); err != nil {
+		return err
+	}
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case *pgproto3.AuthenticationCleartextPassword:
+			r.fe.Send(&pgproto3.PasswordMessage{Password: token})
+			if err := r.fe.Flush(); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("startup: %s", m.Message)
+		case *pgproto3.ReadyForQuery:
+			return nil
+		}
+	}
+}
+
+// readError reads until an ErrorResponse and returns its message.
+func (r *rawClient) readError() (string, error) {
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			return "", err
+		}
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			return e.Message, nil
+		}
+	}
+}

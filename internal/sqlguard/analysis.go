@@ -1,0 +1,321 @@
+package sqlguard
+
+import (
+	"fmt"
+	"slices"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// Class is the kind of a statement as policy sees it. Its action name is
+// "sql:" + the class.
+type Class string
+
+const (
+	ClassSelect      Class = "select"
+	ClassInsert      Class = "insert"
+	ClassUpdate      Class = "update"
+	ClassDelete      Class = "delete" // also TRUNCATE, as PostgreSQL's log_statement=mod does
+	ClassDDL         Class = "ddl"
+	ClassDCL         Class = "dcl" // GRANT, REVOKE, roles, ownership, row security policies
+	ClassCopy        Class = "copy"
+	ClassTransaction Class = "transaction"
+	ClassUtility     Class = "utility"
+	ClassUnparsed    Class = "unparsed" // pg_query rejected the text
+)
+
+// Action is the policy action for statements of class c, e.g. "sql:select".
+func (c Class) Action() string {
+	if a, ok := actions[c]; ok {
+		return a
+	}
+	return "sql:" + string(c)
+}
+
+var actions = map[Class]string{
+	ClassSelect: "sql:select", ClassInsert: "sql:insert", ClassUpdate: "sql:update",
+	ClassDelete: "sql:delete", ClassDDL: "sql:ddl", ClassDCL: "sql:dcl", ClassCopy: "sql:copy",
+	ClassTransaction: "sql:transaction", ClassUtility: "sql:utility", ClassUnparsed: "sql:unparsed",
+}
+
+// rank orders classes by what a statement can change, so that a statement
+// hiding a write (a DELETE in a CTE, EXPLAIN ANALYZE UPDATE) and a
+// multi-statement query take the class of their most consequential part.
+func (c Class) rank() int {
+	switch c {
+	case ClassTransaction:
+		return 1
+	case ClassUtility:
+		return 2
+	case ClassSelect:
+		return 3
+	case ClassCopy:
+		return 4
+	case ClassInsert:
+		return 5
+	case ClassUpdate:
+		return 6
+	case ClassDelete:
+		return 7
+	case ClassDDL:
+		return 8
+	case ClassDCL:
+		return 9
+	case ClassUnparsed:
+		return 10
+	}
+	return 0
+}
+
+// writes reports whether statements of class c change data, schema or
+// privileges (for FlagMixedReadWrite).
+func (c Class) writes() bool {
+	switch c {
+	case ClassInsert, ClassUpdate, ClassDelete, ClassDDL, ClassDCL:
+		return true
+	}
+	return false
+}
+
+// Flags name risky properties of a statement; policies see them in the
+// request context. An Analysis carries them sorted.
+const (
+	FlagNoWhere         = "no_where"         // UPDATE/DELETE with no WHERE, or one that reads no column (WHERE true, WHERE 1=1 OR …)
+	FlagMultiStatement  = "multi_statement"  // more than one statement in one Query
+	FlagMixedReadWrite  = "mixed_read_write" // a multi-statement query with both reads and writes
+	FlagEmpty           = "empty"            // no statement at all (only spaces, comments or semicolons)
+	FlagRiskyFunction   = "risky_function"   // a call to a function in RiskyFunctions
+	FlagCopyProgram     = "copy_program"     // COPY … TO/FROM PROGRAM: runs a shell command on the server
+	FlagCopyToFile      = "copy_to_file"     // COPY … TO 'server file'
+	FlagCopyFromFile    = "copy_from_file"   // COPY … FROM 'server file'
+	FlagSetRole         = "set_role"         // SET [LOCAL] ROLE, SET SESSION AUTHORIZATION, RESET of either, DISCARD ALL
+	FlagSetConfig       = "set_config"       // a set_config() call
+	FlagSearchPath      = "search_path"      // SET/RESET search_path: unqualified names may no longer mean public
+	FlagAlterSystem     = "alter_system"     // ALTER SYSTEM
+	FlagDrop            = "drop"             // any DROP, including ALTER … DROP COLUMN/CONSTRAINT
+	FlagTruncate        = "truncate"         // TRUNCATE
+	FlagAlterDrop       = "alter_drop"       // ALTER TABLE … DROP COLUMN/CONSTRAINT
+	FlagGrant           = "grant"            // GRANT (privileges or roles, default privileges)
+	FlagRevoke          = "revoke"           // REVOKE
+	FlagCreateFunction  = "create_function"  // CREATE [OR REPLACE] FUNCTION/PROCEDURE
+	FlagDoBlock         = "do_block"         // DO $$…$$: arbitrary procedural code
+	FlagCall            = "call"             // CALL of a procedure
+	FlagExplain         = "explain"          // EXPLAIN: classified by the explained statement
+	FlagExplainAnalyze  = "explain_analyze"  // EXPLAIN ANALYZE: runs the explained statement
+	FlagPrepare         = "prepare"          // PREPARE: classified by the prepared statement
+	FlagExecutePrepared = "execute_prepared" // EXECUTE name: the class is that of an earlier PREPARE
+	FlagListen          = "listen"           // LISTEN/UNLISTEN
+	FlagNotify          = "notify"           // NOTIFY or pg_notify()
+	FlagVacuum          = "vacuum"           // VACUUM or ANALYZE
+	FlagLock            = "lock"             // LOCK TABLE
+)
+
+// Access is one (action, table) pair the policy engine must allow. Table is
+// schema-qualified; it is empty for a statement that touches no table (SELECT 1,
+// BEGIN, SET): a connection-level decision.
+type Access struct {
+	Action string
+	Table  string
+}
+
+// Statement is the analysis of one statement of a query string.
+type Statement struct {
+	Class     Class
+	Tables    []string // schema-qualified, sorted
+	Columns   []string // "schema.table.column" where resolvable, else "column"; sorted
+	Functions []string // called functions as written (schema-qualified if it was), sorted
+	Flags     []string // sorted
+	Accesses  []Access // deduplicated, in order of appearance
+}
+
+// HasFlag reports whether the statement carries flag f.
+func (s *Statement) HasFlag(f string) bool { return slices.Contains(s.Flags, f) }
+
+// Analysis is what policy needs to know about one query string (one Query
+// message or one Parse message). An Analysis returned by Analyze or an
+// Analyzer may be shared between goroutines and callers: it is read-only, and
+// callers must not modify it or its slices.
+type Analysis struct {
+	// Class is that of the single statement, or for several statements the
+	// most consequential one (see docs/sql-analysis.md for the order).
+	Class      Class
+	Statements []Statement
+	Tables     []string // union over Statements, sorted
+	Columns    []string
+	Functions  []string
+	Flags      []string
+	Accesses   []Access // union over Statements, deduplicated
+	// Fingerprint is pg_query's fingerprint of Normalized: equal for
+	// statements that differ only in literal values, whitespace or the
+	// length of constant IN lists. Use it to group recordings, never as a
+	// decision key.
+	Fingerprint string
+	// Normalized is the text with constants replaced by $1, $2, …: the
+	// cache key rendered as SQL (whitespace runs collapsed) when CacheKey is
+	// sure of the text, else pg_query's normalisation. Statements that share
+	// a cache entry share it exactly.
+	Normalized string
+	// Err is the parse error when Class is ClassUnparsed.
+	Err error
+}
+
+// HasFlag reports whether any statement (or the query as a whole) carries
+// flag f.
+func (a *Analysis) HasFlag(f string) bool { return slices.Contains(a.Flags, f) }
+
+// Analyze parses sql with the PostgreSQL parser and classifies it. It never
+// returns nil: text pg_query rejects yields ClassUnparsed with Err set. It
+// does not cache; Analyzer does.
+func Analyze(sql string) *Analysis {
+	var buf [keyBuf]byte
+	key, ok := CacheKey(sql, buf[:0])
+	return analyze(sql, key, ok)
+}
+
+// analyze is Analyze given the text's CacheKey.
+func analyze(sql string, key []byte, keyOK bool) *Analysis {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return unparsed(err)
+	}
+	a := analyzeTree(tree)
+	// The normalised text comes from the key when there is one, so that
+	// every statement of a cached shape has the same text, and the
+	// fingerprint from the normalised text: pg_query's fingerprint keeps
+	// some literals of utility statements (COPY's file name, NOTIFY's
+	// payload). It re-parses in C, a tenth of the cost of Parse.
+	if keyOK {
+		a.Normalized = normalizeKey(key)
+	} else {
+		a.Normalized, _ = pg_query.Normalize(sql)
+	}
+	a.Fingerprint = fingerprint(a.Normalized)
+	return a
+}
+
+// fingerprint is pg_query's fingerprint of normalized text, which for
+// queries equals that of the original (it ignores constants and
+// parameters alike); where the grammar takes no parameter ($1 in COPY t
+// FROM $1) it is the text's XXH3 hash in the same 16-hex-digit form.
+func fingerprint(normalized string) string {
+	if fp, err := pg_query.Fingerprint(normalized); err == nil {
+		return fp
+	}
+	return fmt.Sprintf("%016x", pg_query.HashXXH3_64([]byte(normalized), 0))
+}
+
+func unparsed(err error) *Analysis {
+	return &Analysis{
+		Class:    ClassUnparsed,
+		Accesses: []Access{{Action: ClassUnparsed.Action()}},
+		Err:      fmt.Errorf("sqlguard: parse: %w", err),
+	}
+}
+
+func analyzeTree(tree *pg_query.ParseResult) *Analysis {
+	a := &Analysis{}
+	var tables, columns, functions, flags set
+	var accesses accessSet
+	reads, writes := false, false
+	for _, raw := range tree.GetStmts() {
+		st := analyzeStmt(raw.GetStmt())
+		a.Statements = append(a.Statements, st)
+		if a.Class == "" || st.Class.rank() > a.Class.rank() {
+			a.Class = st.Class
+		}
+		tables.addAll(st.Tables)
+		columns.addAll(st.Columns)
+		functions.addAll(st.Functions)
+		flags.addAll(st.Flags)
+		for _, ac := range st.Accesses {
+			accesses.add(ac)
+		}
+		switch {
+		case st.Class.writes():
+			writes = true
+		case st.Class == ClassSelect:
+			reads = true
+		case st.Class == ClassCopy:
+			// COPY … TO reads; COPY … FROM writes.
+			for _, ac := range st.Accesses {
+				reads = reads || ac.Action == ClassSelect.Action()
+				writes = writes || ac.Action == ClassInsert.Action()
+			}
+		}
+	}
+	switch n := len(a.Statements); {
+	case n == 0:
+		// The server answers EmptyQueryResponse; nothing runs.
+		a.Class = ClassUtility
+		flags.add(FlagEmpty)
+		accesses.add(Access{Action: ClassUtility.Action()})
+	case n > 1:
+		flags.add(FlagMultiStatement)
+		if reads && writes {
+			flags.add(FlagMixedReadWrite)
+		}
+	}
+	a.Tables = tables.sorted()
+	a.Columns = columns.sorted()
+	a.Functions = functions.sorted()
+	a.Flags = flags.sorted()
+	a.Accesses = accesses.list()
+	a.Statements = slices.Clip(a.Statements)
+	return a
+}
+
+// set is a small string set whose sorted form is clipped, so that a caller
+// appending to a shared slice cannot write into another's.
+type set map[string]struct{}
+
+func (s *set) add(v string) {
+	if *s == nil {
+		*s = make(set)
+	}
+	(*s)[v] = struct{}{}
+}
+
+func (s *set) addAll(vs []string) {
+	for _, v := range vs {
+		s.add(v)
+	}
+}
+
+func (s set) sorted() []string {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(s))
+	for v := range s {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return slices.Clip(out)
+}
+
+type accessSet struct {
+	seen map[Access]struct{}
+	out  []Access
+}
+
+func (s *accessSet) add(a Access) {
+	if _, ok := s.seen[a]; ok {
+		return
+	}
+	if s.seen == nil {
+		s.seen = make(map[Access]struct{})
+	}
+	s.seen[a] = struct{}{}
+	s.out = append(s.out, a)
+}
+
+func (s *accessSet) has(action string) bool {
+	for _, a := range s.out {
+		if a.Action == action {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *accessSet) list() []Access { return slices.Clip(s.out) }
