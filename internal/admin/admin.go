@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 // Service is the administrator's view of a gateway.
@@ -28,6 +29,13 @@ type Service interface {
 	ProveEvent(ctx context.Context, id string) (audit.InclusionProof, error)
 
 	TestPolicy(ctx context.Context, in policy.TestInput) (policy.Decision, error)
+
+	// ListSessions lists recorded sessions, newest first.
+	ListSessions(ctx context.Context, limit int) ([]store.RecSession, error)
+	// SessionStatements returns one session's recorded statements in order.
+	SessionStatements(ctx context.Context, id string) ([]store.RecStatement, error)
+
+	Approvals
 }
 
 // ErrBadInput marks errors caused by the caller's input rather than the

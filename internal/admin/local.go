@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -28,6 +29,9 @@ type Local struct {
 	// longer than the identity's maximum TTL plus clock skew.
 	RevokeFor time.Duration
 	Now       func() time.Time
+	// Approvals serves approval and access-grant operations; nil when the
+	// process has none configured.
+	Approvals *approval.Service
 }
 
 var _ Service = (*Local)(nil)
@@ -108,4 +112,32 @@ func (l *Local) TestPolicy(ctx context.Context, in policy.TestInput) (policy.Dec
 		return d, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	return d, nil
+}
+
+func (l *Local) ListSessions(ctx context.Context, limit int) ([]store.RecSession, error) {
+	if limit <= 0 || limit > 10000 {
+		return nil, fmt.Errorf("%w: limit must be between 1 and 10000", ErrBadInput)
+	}
+	return l.Store.ListSessions(ctx, limit)
+}
+
+func (l *Local) SessionStatements(ctx context.Context, id string) ([]store.RecStatement, error) {
+	st, err := l.Store.SessionStatements(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(st) == 0 {
+		// Tell an unknown session from one that ran nothing.
+		sessions, err := l.Store.ListSessions(ctx, 10000)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sessions {
+			if s.ID == id {
+				return st, nil
+			}
+		}
+		return nil, fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+	}
+	return st, nil
 }

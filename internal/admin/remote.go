@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 // Remote performs admin operations through a gateway's REST API with an
@@ -174,4 +175,16 @@ func (r *Remote) TestPolicy(ctx context.Context, in policy.TestInput) (policy.De
 		d.Errors = append(d.Errors, policy.EvalError{Msg: e})
 	}
 	return d, nil
+}
+
+func (r *Remote) ListSessions(ctx context.Context, limit int) ([]store.RecSession, error) {
+	var out []store.RecSession
+	err := r.do(ctx, http.MethodGet, "/v1/sessions?n="+strconv.Itoa(limit), nil, &out)
+	return out, err
+}
+
+func (r *Remote) SessionStatements(ctx context.Context, id string) ([]store.RecStatement, error) {
+	var out []store.RecStatement
+	err := r.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &out)
+	return out, err
 }

@@ -9,6 +9,16 @@ import (
 // ErrUnknownConnection is returned for a connection this agent does not serve.
 var ErrUnknownConnection = errors.New("no such connection")
 
+// ErrAgentLost is returned (wrapped, naming the agent) by reads and writes
+// on an upstream connection whose agent went away mid-session: its tunnel
+// closed or stopped answering. Engines tell the client so and end the
+// session with that reason.
+var ErrAgentLost = errors.New("agent went away")
+
+// ErrNoAgent is returned by a dial when no connected agent serves the
+// connection.
+var ErrNoAgent = errors.New("no agent serving the connection is connected")
+
 // PostgresParams are what the client asked for at startup, filtered by the
 // engine to parameters that are safe to pass upstream.
 type PostgresParams struct {

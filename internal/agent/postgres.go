@@ -19,6 +19,9 @@ import (
 type Agent struct {
 	conns  map[string]config.Connection
 	logger *slog.Logger
+	// Secrets reads credential references; nil reads env: and file:
+	// references (and literals) with config.Secret.Resolve.
+	Secrets SecretResolver
 }
 
 var _ Dialer = (*Agent)(nil)
@@ -42,7 +45,7 @@ func (a *Agent) connection(name, typ string) (config.Connection, error) {
 
 // pgConfig builds the pgconn config for c. The password is resolved here,
 // inside the agent, and only ever handed to pgconn.
-func pgConfig(c config.Connection, database string) (*pgconn.Config, error) {
+func (a *Agent) pgConfig(ctx context.Context, c config.Connection, database string) (*pgconn.Config, error) {
 	host, port, err := net.SplitHostPort(c.Address)
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: address: %w", c.Name, err)
@@ -71,7 +74,7 @@ func pgConfig(c config.Connection, database string) (*pgconn.Config, error) {
 	cfg.Password = ""
 	cfg.RuntimeParams = map[string]string{}
 	if c.Password != "" {
-		pw, err := c.Password.Resolve()
+		pw, err := a.secret(ctx, c.Password)
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: password: %w", c.Name, err)
 		}
@@ -91,7 +94,7 @@ func (a *Agent) DialPostgres(ctx context.Context, name string, p PostgresParams)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgConfig(c, p.Database)
+	cfg, err := a.pgConfig(ctx, c, p.Database)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,9 @@ type Server struct {
 	// WithActor, if set, records the authenticated caller in the request
 	// context so the audit events of admin operations name who did them.
 	WithActor func(ctx context.Context, actor string) context.Context
+	// Mount serves more routes on the API listener (pattern → handler):
+	// engines that speak HTTP themselves, such as MCP's /mcp.
+	Mount map[string]http.Handler
 }
 
 // maxBody bounds request bodies: nothing the API accepts is larger.
@@ -51,6 +54,9 @@ func (s *Server) Handler() http.Handler {
 		w.Write(s.Identity.JWKS())
 	})
 	mux.Handle("POST /v1/token", s.Identity.ExchangeHandler())
+	for pattern, h := range s.Mount {
+		mux.Handle(pattern, h)
+	}
 
 	mux.HandleFunc("POST /v1/tokens", s.admin(s.issueToken))
 	mux.HandleFunc("POST /v1/tokens/inspect", s.admin(s.inspectToken))
@@ -61,6 +67,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/audit/verify", s.admin(s.verifyAudit))
 	mux.HandleFunc("GET /v1/audit/events/{id}/proof", s.admin(s.proveEvent))
 	mux.HandleFunc("POST /v1/policy/test", s.admin(s.testPolicy))
+	mux.HandleFunc("GET /v1/sessions", s.admin(s.listSessions))
+	mux.HandleFunc("GET /v1/sessions/{id}", s.admin(s.sessionStatements))
+	s.approvalRoutes(mux)
 	return http.MaxBytesHandler(mux, maxBody)
 }
 
@@ -79,6 +88,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // admin wraps a handler with bearer-token authentication requiring the
 // admin scope; every refusal is audited.
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return s.authed(true, h)
+}
+
+// authed wraps a handler with bearer-token authentication, requiring the
+// admin scope when adminOnly; the caller is recorded in the request context.
+func (s *Server) authed(adminOnly bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || raw == "" {
@@ -93,7 +108,7 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, "invalid token: "+err.Error())
 			return
 		}
-		if !c.HasScope(identity.ScopeAdmin) {
+		if adminOnly && !c.HasScope(identity.ScopeAdmin) {
 			s.auditFailure(r, principalUID(c), "token lacks the admin scope")
 			writeError(w, http.StatusForbidden, "the admin scope is required")
 			return
@@ -101,6 +116,7 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 		if s.WithActor != nil {
 			r = r.WithContext(s.WithActor(r.Context(), "api:"+principalUID(c)))
 		}
+		r = r.WithContext(admin.WithCaller(r.Context(), admin.Caller{ID: c.Subject, Principal: principalUID(c), OnBehalfOf: c.Actor, Groups: c.Groups}))
 		h(w, r)
 	}
 }
@@ -286,4 +302,30 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
+	n := 50
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			writeError(w, http.StatusBadRequest, "n must be a number")
+			return
+		}
+	}
+	out, err := s.Admin.ListSessions(r.Context(), n)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) sessionStatements(w http.ResponseWriter, r *http.Request) {
+	out, err := s.Admin.SessionStatements(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -19,10 +19,12 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/agent"
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/api"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/certs"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	mcpengine "github.com/gatehouse-dev/gatehouse/internal/engine/mcp"
 	pgengine "github.com/gatehouse-dev/gatehouse/internal/engine/postgres"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
@@ -32,6 +34,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/recording"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlguard"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/tunnel"
 )
 
 // Core is the part of Gatehouse every process on the gateway host needs:
@@ -42,8 +45,9 @@ type Core struct {
 	Metrics  *metrics.Metrics
 	Store    store.Store
 	Audit    *audit.Log
-	Identity *identity.Service
-	Admin    *admin.Local
+	Identity  *identity.Service
+	Approvals *approval.Service
+	Admin     *admin.Local
 }
 
 type actorKey struct{}
@@ -108,7 +112,12 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	if skew == 0 {
 		skew = identity.DefaultClockSkew
 	}
+	if c.Approvals, err = newApprovals(cfg, c.Store, c.Audit, logger); err != nil {
+		c.Close(ctx)
+		return nil, err
+	}
 	c.Admin = &admin.Local{
+		Approvals: c.Approvals,
 		Store: c.Store, Identity: c.Identity, Verifier: verifier,
 		Policies:  func() (*policy.Set, error) { return policy.Load(cfg.Policies) },
 		RevokeFor: maxTTL + skew,
@@ -188,10 +197,18 @@ type Gateway struct {
 	Policy   *policy.Engine
 	Pipeline *gateway.Pipeline
 	Agent    agent.Dialer
+	// Agents routes dials to connected agents; Tunnel serves their
+	// tunnels (agents.go).
+	Agents   *tunnel.Registry
+	Tunnel   *tunnel.Server
 	Analyzer *sqlguard.Analyzer
 	Masker   *mask.Masker
 	Recorder *recording.Recorder
 	TLS      *tls.Config
+	// Postgres serves the postgres listener and, in process, the MCP
+	// engine's SQL tools; MCP is nil when mcp.disabled.
+	Postgres *pgengine.Engine
+	MCP      *mcpengine.Engine
 	// Listening lists "name address" for each listener, once Start returns.
 	Listening []string
 
@@ -216,10 +233,12 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	g.Admin.Policies = func() (*policy.Set, error) { return g.Policy.Set(), nil }
 	g.Pipeline = &gateway.Pipeline{Identity: g.Identity, Policy: g.Policy, Audit: g.Audit, Metrics: g.Metrics,
-		Logger: logger, SyncAudit: cfg.Audit.Durability == "sync"}
-	// The in-process agent: the same code a network-resident agent runs,
-	// over an in-memory call.
-	g.Agent = agent.New(cfg.Connections, logger)
+		Logger: logger, SyncAudit: cfg.Audit.Durability == "sync", Approvals: g.Approvals}
+	// Agents, remote and in-process, reached over tunnels (agents.go).
+	if err := g.setupAgents(ctx); err != nil {
+		core.Close(ctx)
+		return nil, err
+	}
 	g.Analyzer = sqlguard.NewAnalyzer(20000)
 	if cfg.MaskingEnabled() {
 		if g.Masker, err = loadMasker(cfg); err != nil {
@@ -232,6 +251,14 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		return nil, err
 	}
 	g.Recorder = recording.New(g.Store, logger)
+	g.Postgres = pgengine.New(pgengine.Options{
+		Pipeline: g.Pipeline, Dialer: g.Agent, TLS: g.TLS, Analyzer: g.Analyzer, Masker: g.Masker, Recorder: g.Recorder,
+		Connections: func(name string) (string, bool) {
+			return g.Agents.Lookup(name, "postgres")
+		},
+		AllowInsecureLoopback: cfg.AllowInsecureLoopback, MaxMessage: cfg.Postgres.MaxMessageBytes, Logger: g.Logger,
+	})
+	g.MCP = newMCPEngine(g)
 	return g, nil
 }
 
@@ -312,6 +339,11 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		defer g.wg.Done()
 		g.Policy.Watch(runCtx, time.Second, g.onPolicyReload)
 	}()
+	if err := g.runAgents(runCtx); err != nil {
+		cancel()
+		g.wg.Wait()
+		return err
+	}
 
 	var listeners []net.Listener
 	if cfg.Listen.API != "" {
@@ -325,14 +357,18 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		srv := &http.Server{
 			Handler: (&api.Server{
 				Admin: g.Admin, WithActor: WithActor, Identity: g.Identity, Audit: g.Audit,
-				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger,
+				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
 			}).Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return runCtx },
 			ErrorLog:          slog.NewLogLogger(g.Logger.Handler(), slog.LevelWarn),
 		}
+		srv.RegisterOnShutdown(g.closeMCP)
 		g.servers = append(g.servers, srv)
 		g.Listening = append(g.Listening, "api "+ln.Addr().String())
+		if g.MCP != nil {
+			g.Listening = append(g.Listening, "mcp http://"+ln.Addr().String()+"/mcp")
+		}
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
@@ -351,14 +387,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 			g.wg.Wait()
 			return fmt.Errorf("listen postgres %s: %w", cfg.Listen.Postgres, err)
 		}
-		eng := pgengine.New(pgengine.Options{
-			Pipeline: g.Pipeline, Dialer: g.Agent, TLS: g.TLS, Analyzer: g.Analyzer, Masker: g.Masker, Recorder: g.Recorder,
-			Connections: func(name string) (string, bool) {
-				c, ok := cfg.Connection(name)
-				return c.Database, ok && c.Type == "postgres"
-			},
-			AllowInsecureLoopback: cfg.AllowInsecureLoopback, MaxMessage: cfg.Postgres.MaxMessageBytes, Logger: g.Logger,
-		})
+		eng := g.Postgres
 		g.Listening = append(g.Listening, "postgres "+ln.Addr().String())
 		g.wg.Add(1)
 		go func() {

@@ -68,6 +68,7 @@ type Log struct {
 	opts  Options
 	queue chan *Pending
 	stop  chan struct{}
+	abort chan struct{} // closed when Close gives up waiting
 	done  chan struct{}
 
 	mu     sync.RWMutex // guards closed against sends on queue
@@ -110,6 +111,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts:  opts,
 		queue: make(chan *Pending, opts.QueueSize),
 		stop:  make(chan struct{}),
+		abort: make(chan struct{}),
 		done:  make(chan struct{}),
 		rng:   rangeFactory.NewEmptyRange(0),
 	}
@@ -183,7 +185,11 @@ func (l *Log) Close(ctx context.Context) error {
 	case <-l.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("audit close: %w", ctx.Err())
+		// The store cannot take the queued events; stop retrying so the
+		// process can exit, and say how many were lost.
+		close(l.abort)
+		<-l.done
+		return fmt.Errorf("audit close: %d events not made durable: %w", len(l.queue), ctx.Err())
 	}
 }
 
@@ -208,6 +214,11 @@ func (l *Log) run() {
 					break
 				}
 				l.commit(batch)
+				select {
+				case <-l.abort:
+					return
+				default:
+				}
 			}
 			l.maybeCheckpoint(true)
 			return
@@ -258,9 +269,12 @@ func (l *Log) commit(batch []*Pending) {
 		l.opts.Logger.Error("audit commit failed; retrying", "events", len(batch), "err", err)
 		select {
 		case <-time.After(backoff):
-		case <-l.stop:
-			// Still retry: Close waits for queued events to land.
-			time.Sleep(backoff)
+		case <-l.abort:
+			for _, p := range batch {
+				p.err = fmt.Errorf("audit: store unavailable at shutdown: %w", err)
+				close(p.done)
+			}
+			return
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
@@ -50,6 +51,16 @@ type globals struct {
 // Main runs the CLI with args (without the program name) and returns the
 // process exit code.
 func Main(ctx context.Context, args []string) int {
+	// GATEHOUSE_CPUPROFILE=FILE profiles the whole run, for benchmarks.
+	if path := os.Getenv("GATEHOUSE_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}()
+		}
+	}
 	return run(ctx, args, os.Stdin, os.Stdout, os.Stderr)
 }
 
@@ -71,8 +82,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	pf.StringVar(&g.gateway, "gateway", "", "gateway API URL, for admin commands run elsewhere (needs an admin token)")
 	pf.StringVar(&g.token, "token", "", "admin token for --gateway (default $GATEHOUSE_TOKEN)")
 	root.AddCommand(
-		newUpCmd(g), newGatewayCmd(g), newAgentCmd(g),
+		newUpCmd(g), newGatewayCmd(g), newAgentCmd(g), newAgentsCmd(g),
 		newTokenCmd(g), newKeysCmd(g), newPolicyCmd(g), newAuditCmd(g),
+		newSessionsCmd(g), newReplayCmd(g), newApprovalsCmd(g), newAccessCmd(g), newMCPCmd(g),
 		// newMaskCmd(),
 	)
 	// Flag and argument errors are usage errors.
@@ -126,7 +138,8 @@ func (g *globals) adminService(ctx context.Context) (admin.Service, context.Cont
 	if err != nil {
 		return nil, ctx, nil, err
 	}
-	return core.Admin, app.WithActor(ctx, app.LocalActor()), func() { core.Close(context.Background()) }, nil
+	ctx = admin.WithCaller(app.WithActor(ctx, app.LocalActor()), admin.Caller{ID: app.LocalActor(), Admin: true})
+	return core.Admin, ctx, func() { core.Close(context.Background()) }, nil
 }
 
 func (g *globals) logger(level slog.Level, format string) *slog.Logger {

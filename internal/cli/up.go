@@ -63,21 +63,6 @@ func newGatewayCmd(g *globals) *cobra.Command {
 	}
 }
 
-func newAgentCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "agent",
-		Short: "Run a network-resident agent that holds upstream credentials and dials out to the gateway",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.LoadAgent(g.configPath)
-			if err != nil {
-				return withCode(exitBadInput, err)
-			}
-			return fmt.Errorf("agent %q: config is valid (%d connections), but the standalone agent's tunnel is not built yet; `gatehouse up` runs the in-process agent", cfg.Name, len(cfg.Connections))
-		},
-	}
-}
-
 // writeStarterPolicies fills an absent or empty policy directory with the
 // starter policies and schema.
 func writeStarterPolicies(dir string, g *globals) error {

@@ -31,7 +31,10 @@ type Config struct {
 	TLS                   TLS             `yaml:"tls"`
 	Postgres              PostgresEngine  `yaml:"postgres"`
 	Masking               Masking         `yaml:"masking"`
+	Approvals             Approvals       `yaml:"approvals"`
+	MCP                   MCP             `yaml:"mcp"`
 	Connections           []Connection    `yaml:"connections"`
+	Agents                Agents          `yaml:"agents"`
 
 	// path is the file this config was read from; relative paths in it are
 	// relative to that file's directory.
@@ -84,6 +87,24 @@ type Masking struct {
 	// Key is the HMAC key for the token strategy (env:NAME or file:PATH);
 	// empty uses a key generated in data_dir/keys/mask.key.
 	Key Secret `yaml:"key"`
+}
+
+// Approvals configures held statements and access grants.
+type Approvals struct {
+	// Timeout is how long a held statement or request waits (default 10m).
+	Timeout time.Duration `yaml:"timeout"`
+	// PublicURL is the API address shown in notifications.
+	PublicURL string    `yaml:"public_url"`
+	Webhooks  []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one approval notification target.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Format is generic (signed JSON) or slack (incoming-webhook message).
+	Format string `yaml:"format"`
+	// Secret signs generic payloads (HMAC-SHA256); env:NAME or file:PATH.
+	Secret Secret `yaml:"secret"`
 }
 
 // MaskingEnabled reports whether masking is on.
@@ -179,6 +200,7 @@ func (c *Config) applyDefaults() {
 	if c.Postgres.MaxMessageBytes == 0 {
 		c.Postgres.MaxMessageBytes = 64 << 20
 	}
+	c.MCP.applyDefaults()
 }
 
 func resolvePath(base, p string) string {
@@ -226,6 +248,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Postgres.MaxMessageBytes < 1024 || c.Postgres.MaxMessageBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("postgres.max_message_bytes: %d is not between 1024 and 1 GiB", c.Postgres.MaxMessageBytes))
+	}
+	if err := c.Agents.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.MCP.validate(c)...)
+	if c.Approvals.Timeout < 0 || c.Approvals.Timeout > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("approvals.timeout: %s is not between 0 and 168h", c.Approvals.Timeout))
+	}
+	for i, w := range c.Approvals.Webhooks {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			errs = append(errs, fmt.Errorf("approvals.webhooks[%d]: url %q must be http(s)", i, w.URL))
+		}
+		switch w.Format {
+		case "", "generic", "slack":
+		default:
+			errs = append(errs, fmt.Errorf("approvals.webhooks[%d]: format %q is not generic or slack", i, w.Format))
+		}
 	}
 	seen := map[string]bool{}
 	for i, conn := range c.Connections {

@@ -12,10 +12,30 @@ import (
 // reveal a literal value.
 type Secret string
 
+// managerSchemes are reserved for secret managers. They are references,
+// not literals, and resolve only where a resolver for them is plugged in
+// (agent.SecretResolver); none is built yet.
+var managerSchemes = []string{"vault:", "aws-sm:", "gcp-sm:", "azure-kv:"}
+
+// Scheme returns the reference's scheme ("env", "file", "vault", ...), or
+// "" for a literal.
+func (s Secret) Scheme() string {
+	for _, p := range append([]string{"env:", "file:"}, managerSchemes...) {
+		if strings.HasPrefix(string(s), p) {
+			return strings.TrimSuffix(p, ":")
+		}
+	}
+	return ""
+}
+
 // IsLiteral reports whether the secret is written in the config itself.
 func (s Secret) IsLiteral() bool {
-	return s != "" && !strings.HasPrefix(string(s), "env:") && !strings.HasPrefix(string(s), "file:")
+	return s != "" && s.Scheme() == ""
 }
+
+// ErrSecretScheme is returned for a secret-manager reference that no
+// resolver handles.
+var ErrSecretScheme = errors.New("secret manager is not supported yet")
 
 // String describes the reference without its value.
 func (s Secret) String() string {
@@ -56,6 +76,8 @@ func (s Secret) Resolve() (string, error) {
 			return "", fmt.Errorf("secret file %s: %w", path, ErrSecretUnset)
 		}
 		return v, nil
+	case s.Scheme() != "":
+		return "", fmt.Errorf("%s: %w", s.Scheme(), ErrSecretScheme)
 	default:
 		return string(s), nil
 	}

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/metrics"
@@ -37,6 +39,13 @@ type Pipeline struct {
 	// (audit.durability: sync); otherwise it waits only until the event is
 	// queued in order.
 	SyncAudit bool
+	// AuditWait bounds how long a sync decision waits for durability before
+	// failing closed (default 5s).
+	AuditWait time.Duration
+	// Approvals holds statements that policy allows only after a human
+	// approves them, and supplies just-in-time grants; nil disables both
+	// (an approval-gated permit then denies).
+	Approvals *approval.Service
 }
 
 // Session is one authenticated client session on one connection.
@@ -59,8 +68,9 @@ type Session struct {
 }
 
 type cachedVerdict struct {
-	v   Verdict
-	gen uint64
+	v      Verdict
+	gen    uint64
+	grants uint64
 }
 
 // PrincipalUID is the Cedar UID of the session's principal.
@@ -89,20 +99,11 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)
-	s := &Session{ID: newSessionID(), Claims: c, Connection: connection, Protocol: protocol, Source: source, cache: map[any]cachedVerdict{}}
-	s.uid = principalUID(c)
-	s.principal = policy.Principal{Type: policy.Agent, ID: c.Subject, OnBehalfOf: c.Actor, Groups: c.Groups,
-		// The token's connection patterns are resolved here: policy sees
-		// the concrete connection the session is on.
-		Connections: []string{connection}}
-	if c.Kind == identity.KindUser {
-		s.principal.Type = policy.User
-	}
-	for _, sc := range c.Scopes {
-		s.principal.Scopes = append(s.principal.Scopes, string(sc))
-	}
+	s := newSession(c, connection, protocol, source)
 	conn := policy.Resource{Type: policy.Connection, ID: connection, Connection: connection}
-	d := p.Policy.Decide(policy.Request{Principal: s.principal, Action: "connect", Resource: conn})
+	connReq := Request{}
+	p.withGrants(ctx, s, &connReq)
+	d := p.Policy.Decide(policy.Request{Principal: s.principal, Action: "connect", Resource: conn, Context: connReq.Context})
 	ev := audit.Event{Kind: audit.KindDecision, Principal: s.uid, OnBehalfOf: c.Actor, TokenID: c.ID, Session: s.ID,
 		Source: source, Connection: connection, Action: "connect", Resource: connection, Reason: d.Reason(),
 		Details: map[string]string{"protocol": protocol}}
@@ -195,6 +196,9 @@ type Verdict struct {
 	// Annotations of the determining policies (e.g. @approval).
 	Annotations []map[string]string
 	EventID     string
+	// Hold, when set on an allow, means the request may run only after a
+	// human approves it (every determining permit carries @approval).
+	Hold *Hold
 }
 
 // Authorize decides a request: one policy decision per access, all of
@@ -202,10 +206,11 @@ type Verdict struct {
 // so nothing runs unlogged. It fails closed (returns an error) when the
 // audit log cannot take the event.
 func (p *Pipeline) Authorize(ctx context.Context, s *Session, r Request) (Verdict, error) {
-	v, cached := s.lookup(p.Policy.Set(), r)
+	grantsVer := p.withGrants(ctx, s, &r)
+	v, cached := s.lookup(p.Policy.Set(), r, grantsVer)
 	if !cached {
 		v = p.decide(s, r)
-		s.store(r, v)
+		s.store(r, v, grantsVer)
 	}
 	ev := r.Audit
 	ev.Kind = audit.KindDecision
@@ -231,7 +236,14 @@ func (p *Pipeline) Authorize(ctx context.Context, s *Session, r Request) (Verdic
 		return Verdict{}, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 	}
 	if p.SyncAudit {
-		if ev, err = pending.Wait(ctx); err != nil {
+		wait := p.AuditWait
+		if wait <= 0 {
+			wait = 5 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		ev, err = pending.Wait(wctx)
+		cancel()
+		if err != nil {
 			return Verdict{}, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 		}
 	}
@@ -282,6 +294,10 @@ func (p *Pipeline) decide(s *Session, r Request) Verdict {
 		}
 	}
 	allow.Reason = "allowed by policy " + strings.Join(quoteAll(allow.Policies), ", ")
+	allow.Hold = holdFor(allow)
+	if allow.Hold != nil && p.Approvals == nil {
+		return Verdict{Reason: fmt.Sprintf("denied: policy %q requires an approval, and approvals are not configured", allow.Hold.Policy), Policies: allow.Policies}
+	}
 	return allow
 }
 
@@ -293,7 +309,7 @@ func quoteAll(ss []string) []string {
 	return out
 }
 
-func (s *Session) lookup(set *policy.Set, r Request) (Verdict, bool) {
+func (s *Session) lookup(set *policy.Set, r Request, grants uint64) (Verdict, bool) {
 	if r.CacheKey == nil {
 		return Verdict{}, false
 	}
@@ -306,7 +322,7 @@ func (s *Session) lookup(set *policy.Set, r Request) (Verdict, bool) {
 		return Verdict{}, false
 	}
 	c, ok := s.cache[r.CacheKey]
-	if !ok || c.gen != r.Generation {
+	if !ok || c.gen != r.Generation || c.grants != grants {
 		return Verdict{}, false
 	}
 	return c.v, true
@@ -315,7 +331,7 @@ func (s *Session) lookup(set *policy.Set, r Request) (Verdict, bool) {
 // maxCachedVerdicts bounds a session's verdict cache.
 const maxCachedVerdicts = 4096
 
-func (s *Session) store(r Request, v Verdict) {
+func (s *Session) store(r Request, v Verdict, grants uint64) {
 	if r.CacheKey == nil {
 		return
 	}
@@ -324,5 +340,5 @@ func (s *Session) store(r Request, v Verdict) {
 	if len(s.cache) >= maxCachedVerdicts {
 		clear(s.cache)
 	}
-	s.cache[r.CacheKey] = cachedVerdict{v: v, gen: r.Generation}
+	s.cache[r.CacheKey] = cachedVerdict{v: v, gen: r.Generation, grants: grants}
 }

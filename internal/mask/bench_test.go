@@ -101,6 +101,20 @@ func piiDense() []byte {
 	return b.Bytes()[:benchSize]
 }
 
+// cpuMeter reports "cpu-MB/s": bytes processed per second of this
+// thread's CPU time, which other jobs on the machine do not inflate.
+func cpuMeter(b *testing.B, size int) func() {
+	lockThread()
+	start := threadCPU()
+	return func() {
+		used := threadCPU() - start
+		unlockThread()
+		if used > 0 && start > 0 {
+			b.ReportMetric(float64(size)*float64(b.N)/used.Seconds()/1e6, "cpu-MB/s")
+		}
+	}
+}
+
 func benchMasker(b *testing.B) *Masker {
 	m, err := New(DefaultRules(), nil)
 	if err != nil {
@@ -119,18 +133,22 @@ func BenchmarkFind(b *testing.B) {
 			fs := make([]Finding, 0, 1<<15)
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
+			done := cpuMeter(b, len(in))
 			for b.Loop() {
 				fs = m.Find(in, fs[:0])
 			}
+			done()
 			b.ReportMetric(float64(len(fs)), "findings")
 		})
 		b.Run(name+"/regexp", func(b *testing.B) {
 			fs := make([]Finding, 0, 1<<15)
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
+			done := cpuMeter(b, len(in))
 			for b.Loop() {
 				fs = naiveFind(in, fs[:0])
 			}
+			done()
 			b.ReportMetric(float64(len(fs)), "findings")
 		})
 	}
@@ -146,18 +164,22 @@ func BenchmarkMask(b *testing.B) {
 			out := make([]byte, 0, 2*len(in))
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
+			done := cpuMeter(b, len(in))
 			for b.Loop() {
 				out = m.Mask(out[:0], in)
 			}
+			done()
 		})
 		b.Run(name+"/regexp", func(b *testing.B) {
 			out := make([]byte, 0, 2*len(in))
 			fs := make([]Finding, 0, 1<<15)
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
+			done := cpuMeter(b, len(in))
 			for b.Loop() {
 				out = naiveMask(out[:0], in, fs)
 			}
+			done()
 		})
 	}
 }
@@ -178,9 +200,11 @@ func BenchmarkMaskStrategy(b *testing.B) {
 			out := make([]byte, 0, 2*len(in))
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
+			done := cpuMeter(b, len(in))
 			for b.Loop() {
 				out = m.Mask(out[:0], in)
 			}
+			done()
 		})
 	}
 }
@@ -218,9 +242,11 @@ columns:
 			out := make([]byte, 0, 256)
 			b.SetBytes(int64(len(v)))
 			b.ReportAllocs()
+			done := cpuMeter(b, len(v))
 			for b.Loop() {
 				out, _ = rule.Apply(out[:0], v)
 			}
+			done()
 		})
 	}
 }

@@ -126,9 +126,10 @@ func cardPlain(src []byte, i, e0 int) int {
 
 // cardGrouped checks printed forms with a consistent space or dash. The
 // whole chain of groups is the number; a shorter prefix is tried only when
-// the group after it has one or two digits ("4111 1111 1111 1111 12/27"),
-// too short to be part of a printed card. So a 19- or 20-digit serial is
-// not read as a card followed by something else.
+// the group after it cannot be part of a printed card: it has one or two
+// digits ("4111 1111 1111 1111 12/27"), or it goes on with another
+// separator, as the next value ("4111 1111 1111 1111 123-45-6789"). So a
+// 19- or 20-digit serial is not read as a card followed by something else.
 func cardGrouped(src []byte, t *numTok) int {
 	if t.glen(0) != 4 {
 		return 0
@@ -142,7 +143,7 @@ func cardGrouped(src []byte, t *numTok) int {
 		c = 5
 	}
 	for k := c; k >= 3; k-- {
-		if k < t.chain(0, s) && t.glen(k) > 2 || !cardShape(t, k) {
+		if k < t.chain(0, s) && t.glen(k) > 2 && (t.sep[k] == 0 || t.sep[k] == s) || !cardShape(t, k) {
 			continue
 		}
 		if k == t.chain(0, s) && isWord(at(src, t.e[k-1])) {

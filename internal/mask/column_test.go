@@ -91,3 +91,28 @@ func TestZeroColumnRule(t *testing.T) {
 		t.Errorf("zero ColumnRule: %q %v %v", out, null, r.Passthrough())
 	}
 }
+
+// Column rules alone, with every detector off, still mask: MasksNothing
+// must not let an engine skip them.
+func TestColumnRulesWithoutDetectors(t *testing.T) {
+	m := maskerWith(t, `
+detectors: {default: off}
+columns: [{column: "users.ssn", strategy: redact}]
+`)
+	if m.MasksNothing() {
+		t.Fatal("MasksNothing with a redacting column rule")
+	}
+	out, _ := m.Column(ColumnRef{"c", "s", "users", "ssn"}).Apply(nil, []byte("123-45-6789"))
+	if string(out) != "[REDACTED]" {
+		t.Errorf("got %q", out)
+	}
+	if !m.Column(ColumnRef{"c", "s", "users", "name"}).Passthrough() {
+		t.Error("an unmatched column should pass through when no detector is on")
+	}
+	if !m.For(Principal{ClearText: true}).MasksNothing() {
+		t.Error("a clear-text view masks something")
+	}
+	if !maskerWith(t, "detectors: {default: clear}").MasksNothing() {
+		t.Error("all-clear rules mask something")
+	}
+}

@@ -20,6 +20,7 @@ type Masker struct {
 
 	builtinOn bool // some built-in detector is on
 	maskNone  bool // every detector that is on is Clear: Mask only copies
+	passAll   bool // maskNone, and no column rule changes values either
 }
 
 // shared is what a Masker and all its views have in common.
@@ -131,6 +132,14 @@ func (m *Masker) refresh() {
 		}
 		if st != Clear {
 			m.maskNone = false
+		}
+	}
+	m.passAll = m.maskNone
+	if m.passAll && !m.clearAll() {
+		for _, c := range m.sh.columns {
+			if c.st != off && c.st != Clear && (m.who == nil || !m.who.in(c.clearFor)) {
+				m.passAll = false
+			}
 		}
 	}
 }

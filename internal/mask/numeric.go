@@ -83,16 +83,6 @@ func (t *numTok) digitsOf(src []byte, from, to int, d []byte) int {
 	return n
 }
 
-// scanDigit handles a digit at i. It returns a finding, or the index where
-// scanning should resume.
-func scanDigit(src []byte, i, floor int) (Finding, int) {
-	pv := at(src, i-1)
-	if isWord(pv) {
-		return scanWordDigit(src, i, floor)
-	}
-	return scanNumber(src, i, floor)
-}
-
 // scanNumber handles a digit that starts a run (the byte before is not a
 // word byte).
 func scanNumber(src []byte, i, floor int) (Finding, int) {

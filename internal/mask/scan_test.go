@@ -42,6 +42,8 @@ func TestDetectors(t *testing.T) {
 		{"card in csv", "42,4111111111111111,USD", []string{"card:4111111111111111"}},
 		{"card in parens", "(4111 1111 1111 1111)", []string{"card:4111 1111 1111 1111"}},
 		{"19-digit layout read whole", "4111 1111 1111 1111 123", nil},
+		{"card then another value", "4111 1111 1111 1111 123-45-6789", []string{"card:4111 1111 1111 1111", "ssn:123-45-6789"}},
+		{"card then a date", "4111 1111 1111 1111 2024-01-15", []string{"card:4111 1111 1111 1111"}},
 		{"20-digit serial", "4111 1111 1111 1111 1111", nil},
 		{"19-digit card", "4000 0000 0000 0000 006", []string{"card:4000 0000 0000 0000 006"}},
 		{"luhn fail", "4111 1111 1111 1112", nil},

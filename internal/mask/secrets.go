@@ -12,7 +12,7 @@ import "bytes"
 //   - Google: AIza + 35 (API keys), ya29. (OAuth access tokens), GOCSPX- (OAuth client secrets).
 //   - JWTs (RFC 7519): base64url header "eyJ...", payload "eyJ...", signature.
 //   - PEM private keys (RFC 7468): "-----BEGIN ... PRIVATE KEY-----" to the
-//     matching END line. A block with no END line is masked to the end of
+//     next private-key END line. A block with no END line is masked to the end of
 //     its base64 body, so a truncated key fails closed.
 // AWS secret access keys have no prefix; see word.go.
 

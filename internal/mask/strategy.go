@@ -63,25 +63,19 @@ func (m *Masker) replace(dst []byte, d Detector, st Strategy, v []byte) []byte {
 	default: // Clear
 		dst = append(dst, v...)
 	}
-	return m.sh.bound(dst, start, len(v))
+	return m.sh.bound(dst, start, v)
 }
 
 // bound keeps a replacement within max(len(value), MaxReplacement) bytes,
 // the guarantee callers size buffers and wire fields by.
-func (sh *shared) bound(dst []byte, start, vlen int) []byte {
-	limit := sh.maxRepl
-	if vlen > limit {
-		limit = vlen
-	}
+func (sh *shared) bound(dst []byte, start int, v []byte) []byte {
+	limit := max(sh.maxRepl, len(v))
 	if len(dst)-start <= limit {
 		return dst
 	}
-	dst = dst[:start]
-	if limit > 8 {
-		limit = 8
-	}
-	for k := 0; k < limit; k++ {
-		dst = append(dst, '*')
+	dst = append(dst[:start], stars[:min(limit, len(stars))]...)
+	if bytes.Contains(dst[start:], v) {
+		dst = dst[:start] // v is all stars: nothing is safe to write
 	}
 	return dst
 }

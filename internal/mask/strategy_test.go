@@ -108,8 +108,8 @@ func TestToken(t *testing.T) {
 			}
 		}},
 		{"jwt keeps the dotted shape", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", func(t *testing.T, out string) {
-			if len(out) != 50 || strings.Count(out, ".") != 2 || found(m, out) != nil {
-				t.Errorf("token %q: want three 16-byte segments, not a JWT", out)
+			if len(out) != 32 || strings.Count(out, ".") != 2 || found(m, out) != nil {
+				t.Errorf("token %q: want three 10-byte segments, not a JWT", out)
 			}
 		}},
 		{"pem keeps the armour", "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\n-----END EC PRIVATE KEY-----", func(t *testing.T, out string) {

@@ -66,7 +66,11 @@ func (c *chunker) step(final bool) (fs []Finding, cut int, ok bool) {
 func (c *chunker) step1(final bool) (fs []Finding, cut int, ok bool) {
 	buf, start := c.buf, c.ctx
 	fs = c.fs[:0]
-	defer func() { c.fs = fs[:0] }()
+	defer func() {
+		if cap(fs) > cap(c.fs) {
+			c.fs = fs[:0] // keep the larger buffer for the next chunk
+		}
+	}()
 	pemDone := -1 // end of a key block continued from the last chunk
 	if c.inPEM {
 		e := pemContinue(buf, start)
@@ -176,6 +180,11 @@ func (c *chunker) advance(cut int) {
 	c.buf = c.buf[:n]
 	c.ctx = keep
 }
+
+var (
+	_ io.WriteCloser = (*Writer)(nil)
+	_ io.ReaderFrom  = (*Writer)(nil)
+)
 
 // Writer masks everything written to it and writes the result to an
 // underlying writer, in chunks. Close flushes the rest; it does not close

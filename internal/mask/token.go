@@ -247,20 +247,20 @@ func (sh *shared) tokenOnce(dst []byte, d Detector, v []byte, attempt byte) []by
 		}
 		dst = append(dst, v[:h]...)
 		dst = append(dst, '\n')
-		dst = appendB64(dst, &ks, 64)
+		dst = appendB64(dst, &ks, 32)
 		if f < len(v) {
 			dst = append(dst, '\n')
 			dst = append(dst, v[f:]...)
 		}
 		return dst
 	case JWT:
-		// Three base64url segments of 16: the shape of a JWT, but not
-		// one (the header does not start with "eyJ").
+		// Three base64url segments of 10 (32 bytes, the default bound):
+		// the shape of a JWT, but not one (no "eyJ").
 		for k := 0; k < 3; k++ {
 			if k > 0 {
 				dst = append(dst, '.')
 			}
-			dst = appendB64(dst, &ks, 16)
+			dst = appendB64(dst, &ks, 10)
 		}
 		return dst
 	case AWSAccessKey, GitHubToken, SlackToken, StripeKey, GoogleAPIKey:

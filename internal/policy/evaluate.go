@@ -197,6 +197,11 @@ func checkContext(action string, want resolved.RecordType, ctx types.RecordMap) 
 			slices.Sort(known)
 			return fmt.Errorf("context: %s takes no attribute %q (it takes %s)", action, k, strings.Join(known, ", "))
 		}
+		v, err := completeRecord(v, attr.Type)
+		if err != nil {
+			return fmt.Errorf("context: attribute %q of %s: %w", k, action, err)
+		}
+		ctx[k] = v
 		if !hasType(v, attr.Type) {
 			return fmt.Errorf("context: attribute %q of %s must be %s, got %s", k, action, typeName(attr.Type), v.MarshalCedar())
 		}

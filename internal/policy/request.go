@@ -15,10 +15,12 @@ type Request struct {
 	Resource  Resource
 	// Context holds the action's details, as the schema names them: for SQL
 	// "class", "tables", "columns", "flags"; for the others "namespace",
-	// "verb", "kind", "command", "method", "path", "tool". Values are string,
-	// bool, any Go integer, or []string (a Cedar Set). Attributes left out
-	// get their zero value; "connection" is always set from Resource. An
-	// attribute the action lacks, or a value of the wrong type, denies.
+	// "verb", "kind", "command", "method", "path", "tool", "arguments".
+	// Values are string, bool, any Go integer, []string (a Cedar Set) or
+	// map[string]any (a Record). Attributes left out, at the top level or
+	// in a record, get their zero value; "connection" is always set from
+	// Resource. An attribute the action lacks, or a value of the wrong
+	// type, denies.
 	Context map[string]any
 }
 
@@ -104,6 +106,9 @@ func contextRecord(a *actionInfo, connection string, ctx map[string]any) (types.
 		if err != nil {
 			return types.Record{}, fmt.Errorf("context %q: %w", k, err)
 		}
+		if cv, err = completeRecord(cv, attr.Type); err != nil {
+			return types.Record{}, fmt.Errorf("context %q: %w", k, err)
+		}
 		if !hasType(cv, attr.Type) {
 			return types.Record{}, fmt.Errorf("context %q: must be %s, got %s", k, typeName(attr.Type), cv.MarshalCedar())
 		}
@@ -147,6 +152,8 @@ func toValue(v any) (types.Value, error) {
 		return types.Long(v), nil
 	case []string:
 		return stringSet(v), nil
+	case map[string]any:
+		return recordValue(v)
 	case types.Value: // for callers that already speak Cedar
 		return v, nil
 	}

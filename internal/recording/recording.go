@@ -9,6 +9,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
+// lingerFor is how long the writer gathers records before a write.
+const lingerFor = 200 * time.Millisecond
+
 // Recorder batches session and statement records into the store. Its
 // methods never block the data path: when the queue is full a record is
 // dropped and counted (the audit log, not the recording, is the record of
@@ -95,18 +98,23 @@ func (r *Recorder) run() {
 			}
 		}
 		add(v)
+		// Linger briefly so a busy gateway writes a few large transactions
+		// a second rather than one per statement; recordings are not on
+		// any client's critical path.
+		linger := time.NewTimer(lingerFor)
 	drain:
-		for len(b.Statements) < 2000 {
+		for len(b.Statements) < 5000 {
 			select {
 			case v, ok := <-r.ch:
 				if !ok {
 					break drain
 				}
 				add(v)
-			default:
+			case <-linger.C:
 				break drain
 			}
 		}
+		linger.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := r.st.PutRecordings(ctx, b); err != nil {
 			r.logger.Error("recording write failed", "statements", len(b.Statements), "err", err)

@@ -9,6 +9,9 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned when a row changed since it was read.
+var ErrConflict = errors.New("changed concurrently")
+
 // AuditRecord is one stored leaf of the audit log. Body is the canonical
 // event encoding whose RFC 6962 leaf hash is LeafHash.
 type AuditRecord struct {
@@ -75,6 +78,31 @@ type Store interface {
 	// SessionStatements lists a session's statements in order.
 	SessionStatements(ctx context.Context, session string) ([]RecStatement, error)
 
+	// PutEnrollToken stores a new agent enrollment token (its hash).
+	PutEnrollToken(ctx context.Context, t EnrollToken) error
+	// EnrollAgent uses the token for name with this id and secret hash,
+	// once and before it expires, and enrolls the agent: a new row, or a
+	// bumped epoch and a cleared revocation for a known name.
+	EnrollAgent(ctx context.Context, name, id string, hash []byte, now time.Time) (Agent, error)
+	// GetAgent finds an enrolled agent, or ErrNotFound.
+	GetAgent(ctx context.Context, name string) (Agent, error)
+	// ListAgents lists enrolled agents by name.
+	ListAgents(ctx context.Context) ([]Agent, error)
+	// RevokeAgent cuts an agent off (and voids its unused tokens).
+	RevokeAgent(ctx context.Context, name string, now time.Time) error
+	// AgentSeen records a heartbeat and what the agent serves.
+	AgentSeen(ctx context.Context, a AgentSeen) error
+
+	// PutApproval inserts a new approval row.
+	PutApproval(ctx context.Context, a ApprovalRow) error
+	// UpdateApproval replaces an approval row if its version is still
+	// a.Version-1 (optimistic concurrency), else returns ErrConflict.
+	UpdateApproval(ctx context.Context, a ApprovalRow) error
+	// GetApproval reads one approval.
+	GetApproval(ctx context.Context, id string) (ApprovalRow, error)
+	// ListApprovals lists approvals, newest first; an empty status lists all.
+	ListApprovals(ctx context.Context, status string, limit int) ([]ApprovalRow, error)
+
 	// Close releases the store.
 	Close() error
 }
@@ -123,4 +151,18 @@ type RecBatch struct {
 	Sessions   []RecSession
 	Ends       []RecEnd
 	Statements []RecStatement
+}
+
+// ApprovalRow is one approval request or access grant. Data is the
+// approval package's JSON; the other columns are what lookups filter on.
+type ApprovalRow struct {
+	ID        string
+	Kind      string // statement or grant
+	Status    string // pending, approved, denied, expired, used
+	Principal string
+	Key       string // statement fingerprint, or connection/role for a grant
+	Created   time.Time
+	Expires   time.Time
+	Version   int64
+	Data      []byte
 }

@@ -144,16 +144,20 @@ func (s *session) backend(ctx context.Context) error {
 				return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: binary COPY TO is not allowed while results are masked; use text or csv format"}
 			}
 		}
+		s.cwMu.Lock()
 		if forward {
 			if err := writeFrame(s.cw, typ, out); err != nil {
+				s.cwMu.Unlock()
 				return fmt.Errorf("write client: %w", err)
 			}
 		}
 		if !s.ur.buffered() {
 			if err := s.cw.Flush(); err != nil {
+				s.cwMu.Unlock()
 				return fmt.Errorf("write client: %w", err)
 			}
 		}
+		s.cwMu.Unlock()
 	}
 }
 

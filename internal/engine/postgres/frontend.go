@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlguard"
@@ -27,11 +29,13 @@ type frontState struct {
 	stmts map[string]*sqlguard.Analysis
 	// portalParams: each portal's parameters, masked, for recording.
 	portalParams map[string][]string
-	seq          uint64
+	// held: prepared statements that run only after an approval.
+	held map[string]*gateway.Hold
+	seq  uint64
 }
 
 func newFrontState() *frontState {
-	return &frontState{described: map[string]bool{}, portalDescribed: map[string]bool{}, portalStmt: map[string]string{}, stmts: map[string]*sqlguard.Analysis{}, portalParams: map[string][]string{}}
+	return &frontState{described: map[string]bool{}, portalDescribed: map[string]bool{}, portalStmt: map[string]string{}, stmts: map[string]*sqlguard.Analysis{}, portalParams: map[string][]string{}, held: map[string]*gateway.Hold{}}
 }
 
 // frontend reads client messages, governs the ones that carry SQL and
@@ -48,7 +52,7 @@ func (s *session) frontend(ctx context.Context) error {
 		case 'P':
 			err = s.onParse(ctx, body)
 		case 'B':
-			err = s.onBind(body)
+			err = s.onBind(ctx, body)
 		case 'D':
 			err = s.onDescribe(body)
 		case 'E':
@@ -84,8 +88,9 @@ func (s *session) frontend(ctx context.Context) error {
 	}
 }
 
-// govern analyses sql and asks the pipeline. A nil denial means allowed.
-func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlguard.Analysis, *denial, *stmtRecord, error) {
+// govern analyses sql and asks the pipeline. A nil denial means allowed;
+// hold, when set, means allowed only once a human approves.
+func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlguard.Analysis, *denial, *stmtRecord, *gateway.Hold, error) {
 	a := s.e.opts.Analyzer.Analyze(sql)
 	req := gateway.Request{
 		Context: map[string]any{
@@ -117,13 +122,31 @@ func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlgu
 	v, err := s.e.opts.Pipeline.Authorize(ctx, s.gs, req)
 	if err != nil {
 		// The audit log cannot take the event: nothing runs unlogged.
-		return a, &denial{marker: s.marker(), reason: "gatehouse: statement refused: the audit log is unavailable", code: codeCannotConnectNow}, nil, nil
+		return a, &denial{marker: s.marker(), reason: "gatehouse: statement refused: the audit log is unavailable", code: codeCannotConnectNow}, nil, nil, nil
 	}
 	rec := s.newRecord(a, v)
 	if v.Allow {
-		return a, nil, rec, nil
+		return a, nil, rec, v.Hold, nil
 	}
-	return a, &denial{marker: s.marker(), reason: "gatehouse: " + v.Reason, code: codeInsufficientPrivilege}, rec, nil
+	return a, &denial{marker: s.marker(), reason: "gatehouse: " + v.Reason, code: codeInsufficientPrivilege}, rec, nil, nil
+}
+
+// await holds a statement for approval, telling the client the approval id
+// first. It returns a denial when the statement must not run.
+func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analysis, fingerprint string) *denial {
+	out, err := s.e.opts.Pipeline.AwaitApproval(ctx, s.gs, h, a.Normalized, fingerprint, func(ap *approval.Approval) {
+		msg := fmt.Sprintf("gatehouse: approval required: %s (policy %q, reviewers %q, %d needed); waiting up to %s",
+			ap.ID, ap.Policy, ap.Group, ap.Required, ap.Expires.Sub(ap.Created).Round(time.Second))
+		hint := fmt.Sprintf("approve with: gatehouse approvals approve %s   or   POST /v1/approvals/%s/approve", ap.ID, ap.ID)
+		s.writeClient('N', noticeMessage(msg, hint))
+	})
+	if err != nil {
+		return &denial{marker: s.marker(), reason: "gatehouse: approval unavailable: " + err.Error(), code: codeCannotConnectNow}
+	}
+	if !out.Approved {
+		return &denial{marker: s.marker(), reason: "gatehouse: " + out.Reason, code: codeInsufficientPrivilege}
+	}
+	return nil
 }
 
 // marker returns a fresh identifier that PostgreSQL will reject as a syntax
@@ -147,9 +170,16 @@ func (s *session) onQuery(ctx context.Context, body []byte) error {
 	delete(s.fe.described, "")
 	delete(s.fe.portalDescribed, "")
 	delete(s.fe.stmts, "")
-	_, d, rec, err := s.govern(ctx, sql, false)
+	a, d, rec, hold, err := s.govern(ctx, sql, false)
 	if err != nil {
 		return err
+	}
+	if hold != nil {
+		// A simple query's literals are in its text: the text binds it.
+		d = s.await(ctx, hold, a, gateway.Fingerprint(s.gs.Connection, a.Normalized, []byte(sql)))
+		if d != nil && rec != nil {
+			rec.Decision, rec.Reason = "deny", d.reason
+		}
 	}
 	x := &expect{kind: 'Q', deny: d, rec: rec}
 	s.push(x)
@@ -168,9 +198,16 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Parse message")
 	}
-	a, d, rec, err := s.govern(ctx, sql, true)
+	a, d, rec, hold, err := s.govern(ctx, sql, true)
 	if err != nil {
 		return err
+	}
+	// Parameters arrive with Bind: a held statement is prepared now and
+	// held at each Bind, where its exact values are known.
+	if hold != nil {
+		s.fe.held[name] = hold
+	} else {
+		delete(s.fe.held, name)
 	}
 	s.fe.described[name] = false
 	if d == nil {
@@ -189,7 +226,7 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	return writeFrame(s.uw, 'P', body)
 }
 
-func (s *session) onBind(body []byte) error {
+func (s *session) onBind(ctx context.Context, body []byte) error {
 	portal, rest, ok := cstring(body)
 	if !ok {
 		return protocolError("malformed Bind message")
@@ -205,7 +242,25 @@ func (s *session) onBind(body []byte) error {
 	s.fe.portalStmt[portal] = stmt
 	s.fe.portalDescribed[portal] = false
 	s.fe.portalParams[portal] = s.bindParams(body)
-	s.push(&expect{kind: 'B', name: portal, stmt: stmt, formats: formats})
+	x := &expect{kind: 'B', name: portal, stmt: stmt, formats: formats}
+	if hold := s.fe.held[stmt]; hold != nil {
+		if err := s.uw.Flush(); err != nil { // what came before runs while we wait
+			return err
+		}
+		a := s.fe.stmts[stmt]
+		// The values bind it, not the portal's or statement's name.
+		values := body[len(portal)+1+len(stmt)+1:]
+		if d := s.await(ctx, hold, a, gateway.Fingerprint(s.gs.Connection, a.Normalized, values)); d != nil {
+			// Bind to a statement that does not exist: the upstream fails
+			// this Bind, naming the marker, and skips to Sync.
+			x.deny = d
+			s.push(x)
+			sub := append([]byte{0}, d.marker...)
+			sub = append(sub, 0, 0, 0, 0, 0, 0, 0)
+			return writeFrame(s.uw, 'B', sub)
+		}
+	}
+	s.push(x)
 	return writeFrame(s.uw, 'B', body)
 }
 
@@ -325,6 +380,7 @@ func (s *session) onClose(body []byte) error {
 	if body[0] == 'S' {
 		delete(s.fe.described, name)
 		delete(s.fe.stmts, name)
+		delete(s.fe.held, name)
 	} else {
 		delete(s.fe.portalDescribed, name)
 		delete(s.fe.portalStmt, name)

@@ -35,6 +35,7 @@ type harness struct {
 	db       string
 	password string
 	dir      string
+	cfgPath  string // the config on disk, for CLI commands
 }
 
 type harnessOpts struct {
@@ -43,6 +44,10 @@ type harnessOpts struct {
 	noLoopback  bool // allow_insecure_loopback: false
 	maxMessage  int
 	extraPolicy string // an extra .cedar file
+	// brokenStore: the test breaks the store, so stopping cannot flush
+	// the audit log and reports it.
+	brokenStore bool
+	extraConfig string // appended to the YAML
 }
 
 func freeAddr(t *testing.T) string {
@@ -127,7 +132,12 @@ connections:
 	if o.maxMessage > 0 {
 		cfgYAML += fmt.Sprintf("postgres: {max_message_bytes: %d}\n", o.maxMessage)
 	}
-	cfg, err := config.Parse([]byte(cfgYAML), filepath.Join(h.dir, "gatehouse.yaml"))
+	cfgYAML += o.extraConfig
+	h.cfgPath = filepath.Join(h.dir, "gatehouse.yaml")
+	if err := os.WriteFile(h.cfgPath, []byte(cfgYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(cfgYAML), h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +164,7 @@ connections:
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
+			if err != nil && !o.brokenStore {
 				t.Errorf("gateway stop: %v", err)
 			}
 		case <-time.After(30 * time.Second):

@@ -34,6 +34,11 @@ type session struct {
 	mu    sync.Mutex
 	queue []*expect // responses owed to the client, in order
 
+	// cwMu serialises client writes: the backend goroutine writes
+	// responses, the frontend writes approval notices while it holds a
+	// statement.
+	cwMu sync.Mutex
+
 	fe      *frontState // frontend goroutine only
 	be      *backState  // backend goroutine only
 	catalog *catalog    // backend goroutine only; nil until first needed
@@ -130,10 +135,14 @@ func (s *session) relay(ctx context.Context) string {
 			s.sendFatal(f.code, f.msg)
 		} else if tl := (errTooLarge{}); errors.As(err, &tl) {
 			s.sendFatal(codeProgramLimitExceeded, "gatehouse: "+tl.Error())
+		} else if errors.Is(err, agent.ErrAgentLost) {
+			s.sendFatal(codeConnectionFailure, s.agentLost())
 		}
 		s.client.Close()
 	case err = <-be:
-		if errors.Is(err, errUpstreamEOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, agent.ErrAgentLost) {
+			s.sendFatal(codeConnectionFailure, s.agentLost())
+		} else if errors.Is(err, errUpstreamEOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			s.sendFatal(codeConnectionFailure, "gatehouse: the upstream connection was lost")
 		}
 		s.client.Close()
@@ -166,6 +175,8 @@ func endReason(err error) string {
 		return "gateway shutdown"
 	case errors.Is(err, errUpstreamEOF):
 		return "upstream closed the connection"
+	case errors.Is(err, agent.ErrAgentLost):
+		return err.Error() // names the agent and why its tunnel ended
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return "client disconnected"
 	}
@@ -173,6 +184,24 @@ func endReason(err error) string {
 }
 
 var errUpstreamEOF = errors.New("upstream closed")
+
+// agentLost is the client's message when the agent holding the upstream
+// connection goes away mid-session.
+func (s *session) agentLost() string {
+	return "gatehouse: the agent serving " + s.gs.Connection + " went away; the session has ended"
+}
+
+// writeClient writes one message to the client and flushes it, between
+// the backend goroutine's messages (NoticeResponse may arrive at any time:
+// PostgreSQL docs, "Asynchronous Operations").
+func (s *session) writeClient(typ byte, body []byte) error {
+	s.cwMu.Lock()
+	defer s.cwMu.Unlock()
+	if err := writeFrame(s.cw, typ, body); err != nil {
+		return err
+	}
+	return s.cw.Flush()
+}
 
 // sendFatal tells the client why the session ends; it is called once the
 // backend goroutine has stopped writing.

@@ -110,6 +110,19 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// ServeInternal serves one in-process client connection (a net.Pipe end
+// from another part of the gateway, such as the MCP engine's SQL tools).
+// It runs the same session steps as a network client; the connection never
+// leaves the process, so a token may be sent on it without TLS.
+func (e *Engine) ServeInternal(ctx context.Context, c net.Conn) {
+	e.wg.Add(1)
+	defer e.wg.Done()
+	e.handle(ctx, internalConn{c})
+}
+
+// internalConn marks an in-process connection.
+type internalConn struct{ net.Conn }
+
 // register hands out the key data the client will use to cancel.
 func (e *Engine) register(conn string, up *agent.PostgresConn) (pid uint32, secret [4]byte) {
 	e.mu.Lock()

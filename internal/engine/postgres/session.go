@@ -190,7 +190,8 @@ func (e *Engine) authenticate(conn net.Conn, m *pgproto3.StartupMessage, remote 
 		return "", "", &fatal{code: codeInvalidAuthorization, msg: fmt.Sprintf("gatehouse: no postgres connection named %q", connection)}
 	}
 	_, isTLS := conn.(*tls.Conn)
-	if !isTLS && !(e.opts.AllowInsecureLoopback && isLoopback(remote)) {
+	_, internal := conn.(internalConn)
+	if !isTLS && !internal && !(e.opts.AllowInsecureLoopback && isLoopback(remote)) {
 		return "", "", &fatal{code: codeInvalidAuthorization, msg: "gatehouse: a token may only be sent over TLS", hint: "connect with sslmode=require"}
 	}
 	be := pgproto3.NewBackend(conn, conn)

@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
+)
+
+// Hold says who must approve a request before it runs.
+type Hold struct {
+	Policy   string
+	Group    string
+	Required int
+	// Window lets an approval be reused for the same statement until it
+	// ends; zero means single use.
+	Window time.Duration
+}
+
+// holdFor reads the approval annotations of an allow's determining permits:
+// a request is held only when every permit that allows it asks for an
+// approval (a permit without one is a path that needs none). @approval
+// names the reviewer group; @approvals the number required (default 1);
+// @approval_window a reuse window such as "1h".
+func holdFor(v Verdict) *Hold {
+	if len(v.Annotations) == 0 {
+		return nil
+	}
+	var h *Hold
+	for i, ann := range v.Annotations {
+		group, ok := ann["approval"]
+		if !ok {
+			return nil
+		}
+		if h == nil {
+			h = &Hold{Policy: v.Policies[i], Group: group, Required: 1}
+			if n, err := strconv.Atoi(ann["approvals"]); err == nil && n > 0 {
+				h.Required = n
+			}
+			if d, err := time.ParseDuration(ann["approval_window"]); err == nil && d > 0 {
+				h.Window = d
+			}
+		}
+	}
+	return h
+}
+
+// withGrants puts the principal's active just-in-time grants on this
+// connection into the request context, and returns the grants version the
+// cached verdicts are keyed by.
+func (p *Pipeline) withGrants(ctx context.Context, s *Session, r *Request) uint64 {
+	if p.Approvals == nil {
+		return 0
+	}
+	grants := p.Approvals.ActiveGrants(ctx, s.uid, s.Connection)
+	if len(grants) > 0 {
+		if r.Context == nil {
+			r.Context = map[string]any{}
+		}
+		r.Context["grants"] = grants
+	}
+	return p.Approvals.GrantsVersion(ctx)
+}
+
+// Fingerprint binds an approval to one exact request: the connection, the
+// normalised statement and a hash of the values that make it exact (the
+// literal text of a simple query, or the parameters of a bound one).
+func Fingerprint(connection, normalized string, exact ...[]byte) string {
+	h := sha256.New()
+	h.Write([]byte(connection))
+	h.Write([]byte{0})
+	h.Write([]byte(normalized))
+	for _, e := range exact {
+		var n [8]byte
+		l := len(e)
+		for i := range n {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.Write(e)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Outcome is how a hold ended.
+type Outcome struct {
+	Approved bool
+	Approval *approval.Approval
+	// Reason is the client's message when not approved.
+	Reason string
+}
+
+// AwaitApproval holds a request until a human decides. An approval already
+// granted for the same principal and fingerprint (a retry, or a reuse
+// window) is used at once; otherwise a request is opened, onPending is
+// called with it (engines tell the client the id), and the call waits up
+// to the approval timeout. Approving one statement never lets another
+// through: the fingerprint must match exactly.
+func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, statement, fingerprint string, onPending func(*approval.Approval)) (Outcome, error) {
+	if p.Approvals == nil {
+		return Outcome{Reason: "approvals are not configured"}, nil
+	}
+	if a, err := p.Approvals.FindApproved(ctx, s.uid, fingerprint); err != nil {
+		return Outcome{}, err
+	} else if a != nil {
+		if err := p.Approvals.Use(ctx, a); err == nil {
+			return Outcome{Approved: true, Approval: a}, nil
+		}
+	}
+	a, err := p.Approvals.RequestStatement(ctx, approval.StatementSpec{
+		Principal: s.uid, Subject: s.Claims.Subject, OnBehalfOf: s.Claims.Actor, Connection: s.Connection,
+		Statement: statement, Fingerprint: fingerprint, Policy: h.Policy, Group: h.Group, Required: h.Required, Window: h.Window,
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	if onPending != nil {
+		onPending(a)
+	}
+	a, err = p.Approvals.Wait(ctx, a.ID)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return Outcome{Approval: a, Reason: fmt.Sprintf("approval %s: stopped waiting (%v); it stays pending, retry the statement once it is approved", a.ID, err)}, nil
+		}
+		return Outcome{}, err
+	}
+	switch a.Status {
+	case approval.Approved:
+		if err := p.Approvals.Use(ctx, a); err != nil {
+			return Outcome{Approval: a, Reason: fmt.Sprintf("approval %s could not be used: %v", a.ID, err)}, nil
+		}
+		return Outcome{Approved: true, Approval: a}, nil
+	case approval.Denied:
+		last := a.Reviews[len(a.Reviews)-1]
+		reason := fmt.Sprintf("approval %s denied by %s", a.ID, last.By)
+		if last.Reason != "" {
+			reason += ": " + last.Reason
+		}
+		return Outcome{Approval: a, Reason: reason}, nil
+	default:
+		return Outcome{Approval: a, Reason: fmt.Sprintf("approval %s %s: nobody approved it within %s", a.ID, a.Status, p.Approvals.Timeout())}, nil
+	}
+}
