@@ -19,8 +19,8 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/agent"
-	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/api"
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/certs"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -40,11 +40,11 @@ import (
 // Core is the part of Gatehouse every process on the gateway host needs:
 // the gateway itself and the admin commands of the CLI.
 type Core struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
-	Store    store.Store
-	Audit    *audit.Log
+	Config    *config.Config
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics
+	Store     store.Store
+	Audit     *audit.Log
 	Identity  *identity.Service
 	Approvals *approval.Service
 	Admin     *admin.Local
@@ -118,7 +118,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	}
 	c.Admin = &admin.Local{
 		Approvals: c.Approvals,
-		Store: c.Store, Identity: c.Identity, Verifier: verifier,
+		Store:     c.Store, Identity: c.Identity, Verifier: verifier,
 		Policies:  func() (*policy.Set, error) { return policy.Load(cfg.Policies) },
 		RevokeFor: maxTTL + skew,
 	}

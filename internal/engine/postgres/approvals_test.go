@@ -151,7 +151,10 @@ approvals:
 	t.Run("self approval refused", func(t *testing.T) {
 		c := connect(t, h.dsn(h.token("migrator", "ddl"))) // acts for alice@example.com
 		done := make(chan error, 1)
-		go func() { _, err := c.Exec(ctx, "ALTER TABLE t ADD COLUMN b int", pgx.QueryExecModeSimpleProtocol); done <- err }()
+		go func() {
+			_, err := c.Exec(ctx, "ALTER TABLE t ADD COLUMN b int", pgx.QueryExecModeSimpleProtocol)
+			done <- err
+		}()
 		a := h.pending(t)
 		if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "alice@example.com", Groups: []string{"admins"}}, ""); err == nil {
 			t.Fatal("alice approved a statement made on her behalf")
