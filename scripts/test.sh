@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine with Go: installs and starts
 # what the tests need (a private PostgreSQL, Node packages for the OpenID
-# provider), checks formatting and vet, then runs every test with -race.
+# provider and the TypeScript MCP client), checks formatting and vet, then
+# runs every test with -race.
 # Idempotent: running it again reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing Node.js and npm"
   apt_install nodejs npm
 fi
-for dir in internal/identity/testdata/oidc; do
+for dir in internal/identity/testdata/oidc internal/engine/mcp/testdata/ts; do
   if [[ -f $dir/package.json ]]; then
     if [[ ! -d $dir/node_modules ]] || [[ $dir/package-lock.json -nt $dir/node_modules ]]; then
       log "npm ci in $dir"

@@ -91,6 +91,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	c.Audit, err = audit.Open(ctx, audit.Options{
 		Store: c.Store, Signer: signer, Logger: logger,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
+		Linger: lingerFor(cfg),
 		OnCommit: c.Metrics.ObserveCommit,
 	})
 	if err != nil {
@@ -438,4 +439,14 @@ func (g *Gateway) onPolicyReload(r policy.ReloadResult) {
 	if _, err := g.Audit.Enqueue(ev); err != nil {
 		g.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
+}
+
+// lingerFor is the audit writer's gathering time: with group durability no
+// statement waits on a commit, so events are gathered for 5 ms; with sync
+// durability every statement waits, so commits go out at once.
+func lingerFor(cfg *config.Config) time.Duration {
+	if cfg.Audit.Durability == "sync" {
+		return 0
+	}
+	return 5 * time.Millisecond
 }

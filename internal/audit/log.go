@@ -34,6 +34,11 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxBatch bounds the events committed in one transaction (4096).
 	MaxBatch int
+	// Linger, when positive, lets the writer gather events for up to this
+	// long before a commit. With group durability nobody waits on a commit,
+	// so a few milliseconds turn hundreds of small commits a second into a
+	// few large ones; sync callers would wait that much longer.
+	Linger time.Duration
 	// QueueSize bounds events waiting to be committed (65536).
 	QueueSize int
 	Clock     func() time.Time
@@ -223,10 +228,31 @@ func (l *Log) run() {
 			l.maybeCheckpoint(true)
 			return
 		}
-		batch = l.drain(batch)
+		if l.opts.Linger > 0 {
+			batch = l.linger(batch)
+		} else {
+			batch = l.drain(batch)
+		}
 		l.commit(batch)
 		l.maybeCheckpoint(false)
 	}
+}
+
+// linger gathers events for up to Linger, up to MaxBatch.
+func (l *Log) linger(batch []*Pending) []*Pending {
+	t := time.NewTimer(l.opts.Linger)
+	defer t.Stop()
+	for len(batch) < l.opts.MaxBatch {
+		select {
+		case p := <-l.queue:
+			batch = append(batch, p)
+		case <-t.C:
+			return l.drain(batch)
+		case <-l.stop:
+			return l.drain(batch)
+		}
+	}
+	return batch
 }
 
 // drain takes whatever is queued without waiting, up to MaxBatch.

@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newUpCmd(g), newGatewayCmd(g), newAgentCmd(g), newAgentsCmd(g),
 		newTokenCmd(g), newKeysCmd(g), newPolicyCmd(g), newAuditCmd(g),
 		newSessionsCmd(g), newReplayCmd(g), newApprovalsCmd(g), newAccessCmd(g), newMCPCmd(g),
-		// newMaskCmd(),
+		newMaskCmd(),
 	)
 	// Flag and argument errors are usage errors.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return withCode(exitBadInput, err) })

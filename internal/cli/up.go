@@ -104,6 +104,9 @@ func serve(ctx context.Context, g *globals, cfg *config.Config, up bool) error {
 			fmt.Fprintf(g.stderr, "  %-9s %s\n", name, addr)
 		}
 		fmt.Fprintf(g.stderr, "  data      %s\n  policies  %s (%d loaded)\n", cfg.DataDir, cfg.Policies, gw.Policy.Set().Len())
+		if len(cfg.Connections) == 0 {
+			fmt.Fprintf(g.stderr, "\nNo connections yet: add one under connections: in %s (see the example there) and restart.\n", cfg.Path())
+		}
 		fmt.Fprintf(g.stderr, "\nGet a token for an agent (in another terminal, same directory):\n")
 		fmt.Fprintf(g.stderr, "  gatehouse token issue --agent my-agent --on-behalf-of you@example.com --connection pg --scope read --ttl 15m\n\n")
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -25,21 +24,24 @@ func (s *sqlStore) PutRecordings(ctx context.Context, b RecBatch) (err error) {
 			return fmt.Errorf("recordings: session: %w", err)
 		}
 	}
-	for start := 0; start < len(b.Statements); start += maxRowsPerInsert / 3 {
-		chunk := b.Statements[start:min(start+maxRowsPerInsert/3, len(b.Statements))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO rec_statements (session, seq, ts, duration, statement, fingerprint, class, params, decision, reason, nrows, error) VALUES `)
-		args := make([]any, 0, 12*len(chunk))
-		for i, x := range chunk {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
-			params, _ := json.Marshal(x.Params)
-			args = append(args, x.Session, x.Seq, x.Time.UnixNano(), int64(x.Duration), x.Statement, x.Fingerprint, x.Class, string(params), x.Decision, x.Reason, x.Rows, x.Error)
+	// One chunk row per session: statements arrive in order per session.
+	chunks := map[string][]RecStatement{}
+	var order []string
+	for _, x := range b.Statements {
+		if _, ok := chunks[x.Session]; !ok {
+			order = append(order, x.Session)
 		}
-		q.WriteString(` ON CONFLICT (session, seq) DO NOTHING`)
-		if _, err = tx.ExecContext(ctx, s.d.q(q.String()), args...); err != nil {
+		chunks[x.Session] = append(chunks[x.Session], x)
+	}
+	for _, sess := range order {
+		st := chunks[sess]
+		data, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("recordings: encode: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO rec_chunks (session, first_seq, n, data) VALUES (?,?,?,?) ON CONFLICT (session, first_seq) DO NOTHING`),
+			sess, st[0].Seq, len(st), string(data))
+		if err != nil {
 			return fmt.Errorf("recordings: statements: %w", err)
 		}
 	}
@@ -53,7 +55,7 @@ func (s *sqlStore) PutRecordings(ctx context.Context, b RecBatch) (err error) {
 
 func (s *sqlStore) ListSessions(ctx context.Context, limit int) ([]RecSession, error) {
 	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT id, protocol, connection, principal, on_behalf_of, db, source, application, started, ended, end_reason,
-		(SELECT COUNT(*) FROM rec_statements st WHERE st.session = rec_sessions.id)
+		(SELECT COALESCE(SUM(n), 0) FROM rec_chunks c WHERE c.session = rec_sessions.id)
 		FROM rec_sessions ORDER BY started DESC LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
@@ -76,22 +78,22 @@ func (s *sqlStore) ListSessions(ctx context.Context, limit int) ([]RecSession, e
 }
 
 func (s *sqlStore) SessionStatements(ctx context.Context, session string) ([]RecStatement, error) {
-	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT session, seq, ts, duration, statement, fingerprint, class, params, decision, reason, nrows, error FROM rec_statements WHERE session = ? ORDER BY seq`), session)
+	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT data FROM rec_chunks WHERE session = ? ORDER BY first_seq`), session)
 	if err != nil {
 		return nil, fmt.Errorf("session statements: %w", err)
 	}
 	defer rows.Close()
 	var out []RecStatement
 	for rows.Next() {
-		var x RecStatement
-		var ts, dur int64
-		var params string
-		if err := rows.Scan(&x.Session, &x.Seq, &ts, &dur, &x.Statement, &x.Fingerprint, &x.Class, &params, &x.Decision, &x.Reason, &x.Rows, &x.Error); err != nil {
+		var data string
+		if err := rows.Scan(&data); err != nil {
 			return nil, fmt.Errorf("session statements: %w", err)
 		}
-		x.Time, x.Duration = time.Unix(0, ts).UTC(), time.Duration(dur)
-		json.Unmarshal([]byte(params), &x.Params)
-		out = append(out, x)
+		var chunk []RecStatement
+		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+			return nil, fmt.Errorf("session statements: %w", err)
+		}
+		out = append(out, chunk...)
 	}
 	return out, rows.Err()
 }

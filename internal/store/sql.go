@@ -56,7 +56,9 @@ func (d dialect) schema() []string {
 		`CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, principal TEXT NOT NULL, akey TEXT NOT NULL, created BIGINT NOT NULL, expires BIGINT NOT NULL, version BIGINT NOT NULL, data TEXT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created)`,
 		`CREATE TABLE IF NOT EXISTS rec_sessions (id TEXT PRIMARY KEY, protocol TEXT NOT NULL, connection TEXT NOT NULL, principal TEXT NOT NULL, on_behalf_of TEXT NOT NULL, db TEXT NOT NULL, source TEXT NOT NULL, application TEXT NOT NULL, started BIGINT NOT NULL, ended BIGINT NOT NULL DEFAULT 0, end_reason TEXT NOT NULL DEFAULT '')`,
-		`CREATE TABLE IF NOT EXISTS rec_statements (session TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL, duration BIGINT NOT NULL, statement TEXT NOT NULL, fingerprint TEXT NOT NULL, class TEXT NOT NULL, params TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, nrows BIGINT NOT NULL, error TEXT NOT NULL, PRIMARY KEY (session, seq))`,
+		// Statements are stored in chunks, one row per session per write:
+		// a busy gateway records tens of thousands of statements a second.
+		`CREATE TABLE IF NOT EXISTS rec_chunks (session TEXT NOT NULL, first_seq BIGINT NOT NULL, n BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, first_seq))`,
 		`CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL, enrolled_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '', connections TEXT NOT NULL DEFAULT '[]', last_seen BIGINT NOT NULL DEFAULT 0, cert_expires BIGINT NOT NULL DEFAULT 0)`,
 		`CREATE TABLE IF NOT EXISTS agent_enroll_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash ` + d.blob + ` NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT NOT NULL DEFAULT 0)`,
 	}

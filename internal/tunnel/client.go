@@ -122,7 +122,7 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) (up bool, err error) 
 	if hb <= 0 {
 		hb = 5 * time.Second
 	}
-	mux, err := yamux.Client(conn, muxConfig(c.logger()))
+	mux, err := yamux.Client(&frameJoiner{Conn: conn}, muxConfig(c.logger()))
 	if err != nil {
 		return false, fmt.Errorf("tunnel: %w", err)
 	}

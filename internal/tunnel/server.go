@@ -241,7 +241,7 @@ func (s *Server) run(ctx context.Context, conn net.Conn, a *agentSession) {
 		return
 	}
 	conn.SetWriteDeadline(time.Time{})
-	mux, err := yamux.Server(conn, muxConfig(s.logger()))
+	mux, err := yamux.Server(&frameJoiner{Conn: conn}, muxConfig(s.logger()))
 	if err != nil {
 		return
 	}

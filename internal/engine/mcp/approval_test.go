@@ -164,3 +164,28 @@ func TestApprovalOverStdio(t *testing.T) {
 	h.seed()
 	approvalSuite(t, h, h.connectStdio(h.token("report-bot", "read")))
 }
+
+// TestToolCallHeld: a permit of mcp:call itself may ask for an approval.
+// The call waits (mcp.approval_wait), then fails naming the approval; once
+// a reviewer approves, the same call with the same arguments runs.
+func TestToolCallHeld(t *testing.T) {
+	h := newHarness(t, harnessOpts{mcpYAML: "{approval_wait: 1s}", extraPolicy: `
+@id("held-bot-lists-after-approval")
+@approval("dba")
+permit (principal == Agent::"held-bot", action == Action::"mcp:call", resource == Tool::"gatehouse/list_connections");
+`})
+	cs := h.connectHTTP(h.token("held-bot"))
+	res := call(t, cs, "list_connections", nil)
+	if !res.IsError || !strings.Contains(text(res), "stays pending") {
+		t.Fatalf("held tool call: error %v: %s", res.IsError, text(res))
+	}
+	id := waitForApproval(t, h)
+	if !strings.Contains(text(res), id) {
+		t.Fatalf("the error does not name approval %s: %s", id, text(res))
+	}
+	h.review(id, true)
+	res = call(t, cs, "list_connections", nil)
+	if res.IsError || !strings.Contains(text(res), "pg (postgres") {
+		t.Fatalf("the approved call: %s", text(res))
+	}
+}

@@ -47,6 +47,7 @@ type harness struct {
 type harnessOpts struct {
 	extraPolicy string // an extra .cedar file
 	mcpYAML     string // the mcp: section of the config, e.g. "{approval_wait: 2s}"
+	pgListener  bool   // also serve listen.postgres (whose stop waits for every wire session)
 }
 
 // maskRules mark the users table's columns three ways, for the describe
@@ -125,13 +126,17 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Cleanup(func() { os.Unsetenv(envName) })
 	apiAddr := freeAddr(t)
 	h.api = "http://" + apiAddr
+	pgAddr := `""`
+	if o.pgListener {
+		pgAddr = freeAddr(t)
+	}
 	mcpYAML := o.mcpYAML
 	if mcpYAML == "" {
 		mcpYAML = "{}"
 	}
 	cfgYAML := fmt.Sprintf(`
 data_dir: %s/data
-listen: {api: %s, postgres: ""}
+listen: {api: %s, postgres: %s}
 policies: %s
 log: {level: warn}
 masking: {rules: %s/mask.yaml}
@@ -144,7 +149,7 @@ connections:
     user: %s
     password: env:%s
     tls_mode: disable
-`, h.dir, apiAddr, policies, h.dir, mcpYAML, u.Host, dbName, role, envName)
+`, h.dir, apiAddr, pgAddr, policies, h.dir, mcpYAML, u.Host, dbName, role, envName)
 	cfg, err := config.Parse([]byte(cfgYAML), filepath.Join(h.dir, "gatehouse.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,8 @@ type sqlSession struct {
 // its token is the password, exactly as for psql, and the session runs
 // every step a network client's does. application_name names the call, so
 // the session's audit events and recording link back to it. onApproval is
-// called with the id of each statement the engine holds for approval.
+// called with the id of each statement the engine holds for approval. ctx
+// bounds the whole session, not only the connect.
 func (c *call) connectSQL(ctx context.Context, connection string, onApproval func(id string)) (*sqlSession, error) {
 	serve := c.e.opts.ServePostgres
 	if serve == nil {
@@ -74,11 +75,14 @@ func (c *call) connectSQL(ctx context.Context, connection string, onApproval fun
 	cfg.ConnectTimeout = 30 * time.Second
 	source := pipeAddr(c.gs.Source)
 	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	// The engine's session runs under ctx, the lifetime of the SQL work
+	// (not the dial's, which ends with the connect timeout). A statement
+	// held for approval blocks the session without reading the pipe, so
+	// closing the pipe alone would not end it: cancelling ctx does.
+	sessionCtx := ctx
+	cfg.DialFunc = func(_ context.Context, network, addr string) (net.Conn, error) {
 		client, server := net.Pipe()
-		// The session lives as long as the pipe: it ends when the client
-		// end closes, whatever happens to the dial's context.
-		go serve(context.WithoutCancel(ctx), addrConn{Conn: server, remote: source})
+		go serve(sessionCtx, addrConn{Conn: server, remote: source})
 		return client, nil
 	}
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {

@@ -206,6 +206,9 @@ ORDER BY c.table_schema, c.table_name, c.ordinal_position`
 const describeLimit = 5000
 
 func (e *Engine) describe(ctx context.Context, req *mcp.CallToolRequest, in DescribeInput) (*mcp.CallToolResult, DescribeOutput, error) {
+	if in.Connection == "" {
+		return nil, DescribeOutput{}, toolErrorf("gatehouse: connection is required: call list_connections for the names")
+	}
 	c, err := e.begin(ctx, req, in.Connection, arguments("connection", in.Connection, "schema", in.Schema, "table", in.Table))
 	if err != nil {
 		return nil, DescribeOutput{}, err
@@ -288,6 +291,9 @@ func tableKind(t string) string {
 }
 
 func (e *Engine) query(ctx context.Context, req *mcp.CallToolRequest, in QueryInput) (*mcp.CallToolResult, *QueryOutput, error) {
+	if in.Connection == "" {
+		return nil, nil, toolErrorf("gatehouse: connection is required: call list_connections for the names")
+	}
 	c, err := e.begin(ctx, req, in.Connection, arguments("connection", in.Connection, "sql", in.SQL, "max_rows", in.MaxRows, "wait_seconds", in.WaitSeconds))
 	if err != nil {
 		return nil, nil, err
@@ -357,9 +363,10 @@ func (e *Engine) startQuery(ctx context.Context, c *call, connection, sql string
 	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.Hold)
 	q := &heldQuery{owner: owner, key: key, held: make(chan struct{}), done: make(chan struct{}), cancel: cancel}
 	e.pending.running(q)
-	context.AfterFunc(ctx, q.abandon)
+	stop := context.AfterFunc(ctx, q.abandon)
 	go func() {
 		defer cancel()
+		defer stop()
 		defer e.pending.stopped(q)
 		out, err := c.runQuery(qctx, connection, sql, maxRows, func(id string) {
 			q.setApproval(id)
