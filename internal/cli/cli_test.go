@@ -268,3 +268,55 @@ func TestAuditProveAndRemoteAdmin(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestApprovalsOverAPI drives the approval endpoints with bearer tokens: a
+// request for access, a refused self-approval, an approval by a reviewer in
+// the group, and the grant listed.
+func TestApprovalsOverAPI(t *testing.T) {
+	dir := t.TempDir()
+	api := startUp(t, dir)
+	g := gatehouse{t, dir}
+	requester := strings.TrimSpace(g.ok("token", "issue", "--user", "dana@example.com", "--group", "admins", "--scope", "read"))
+	reviewer := strings.TrimSpace(g.ok("token", "issue", "--user", "erin@example.com", "--group", "admins", "--scope", "read"))
+	outsider := strings.TrimSpace(g.ok("token", "issue", "--user", "frank@example.com", "--group", "devs", "--scope", "read"))
+	call := func(tok, method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, "http://"+api+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code, a := call(requester, "POST", "/v1/access", fmt.Sprintf(`{"connection":"pg","role":"write","for_ns":%d,"reason":"hotfix"}`, int64(time.Hour)))
+	if code != 200 || a["status"] != "pending" || a["principal"] != `User::"dana@example.com"` {
+		t.Fatalf("access request: %d %v", code, a)
+	}
+	id := a["id"].(string)
+	if code, out := call(requester, "POST", "/v1/approvals/"+id+"/approve", `{}`); code != http.StatusForbidden {
+		t.Fatalf("self approval: %d %v", code, out)
+	}
+	if code, out := call(outsider, "POST", "/v1/approvals/"+id+"/approve", `{}`); code != http.StatusForbidden {
+		t.Fatalf("approval by a non-member: %d %v", code, out)
+	}
+	if code, out := call("garbage", "POST", "/v1/approvals/"+id+"/approve", `{}`); code != http.StatusUnauthorized {
+		t.Fatalf("approval with a bad token: %d %v", code, out)
+	}
+	code, out := call(reviewer, "POST", "/v1/approvals/"+id+"/approve", `{"reason":"ok"}`)
+	if code != 200 || out["status"] != "approved" {
+		t.Fatalf("approval: %d %v", code, out)
+	}
+	list := g.ok("access", "list")
+	if !strings.Contains(list, id) || !strings.Contains(list, "approved") {
+		t.Fatalf("access list:\n%s", list)
+	}
+	tail := g.ok("audit", "tail", "-n", "30", "--json")
+	for _, k := range []string{`"approval.requested"`, `"approval.approved"`} {
+		if !strings.Contains(tail, k) {
+			t.Errorf("audit lacks %s", k)
+		}
+	}
+}

@@ -50,11 +50,11 @@ func toolErrorf(format string, args ...any) error {
 // client, the agent, the human, the tool and the masked arguments.
 func (e *Engine) begin(ctx context.Context, req *mcp.CallToolRequest, connection string, args map[string]any) (*call, error) {
 	tool := req.Params.Name
-	ti := req.Extra.TokenInfo
-	if ti == nil {
+	if req.Extra == nil || req.Extra.TokenInfo == nil {
 		// Only reachable if Handler's middleware is bypassed.
 		return nil, toolErrorf("gatehouse: no bearer token")
 	}
+	ti := req.Extra.TokenInfo
 	token, _ := ti.Extra[extraToken].(string)
 	source, _ := ti.Extra[extraSource].(string)
 	c := &call{e: e, id: newCallID(), tool: tool, token: token, start: time.Now()}

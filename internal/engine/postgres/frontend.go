@@ -240,7 +240,9 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 		return protocolError("malformed Bind message: %v", err)
 	}
 	s.fe.portalStmt[portal] = stmt
-	s.fe.portalDescribed[portal] = false
+	// The backend derives the portal's columns from the statement's
+	// description only if that description answered before this Bind.
+	s.fe.portalDescribed[portal] = s.fe.described[stmt]
 	s.fe.portalParams[portal] = s.bindParams(body)
 	x := &expect{kind: 'B', name: portal, stmt: stmt, formats: formats}
 	if hold := s.fe.held[stmt]; hold != nil {
@@ -352,7 +354,7 @@ func (s *session) onExecute(body []byte) error {
 	// The backend must know the columns of every result it masks; when the
 	// client described neither the portal nor its statement, ask upstream
 	// ourselves and keep the answer from the client.
-	if !s.fe.portalDescribed[portal] && !s.fe.described[s.fe.portalStmt[portal]] {
+	if !s.fe.portalDescribed[portal] {
 		d := append([]byte{'P'}, portal...)
 		d = append(d, 0)
 		s.push(&expect{kind: 'D', describe: 'P', name: portal, swallow: true})
