@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,31 +21,28 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 		Short: "List approvals (pending by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			if status == "all" {
-				status = ""
-			}
-			as, err := svc.ListApprovals(ctx, status)
-			if err != nil {
-				return classify(err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				if status == "all" {
+					status = ""
+				}
+				as, err := svc.ListApprovals(ctx, status)
+				if err != nil {
+					return classify(err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(g.stdout)
+					for _, a := range as {
+						enc.Encode(a)
+					}
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "%-22s %-9s %-8s %-26s %-12s %-10s %s\n", "ID", "KIND", "STATUS", "PRINCIPAL", "CONNECTION", "REVIEWERS", "WHAT")
 				for _, a := range as {
-					enc.Encode(a)
+					fmt.Fprintf(g.stdout, "%-22s %-9s %-8s %-26s %-12s %-10s %s\n", a.ID, a.Kind, a.Status, a.Principal, a.Connection,
+						fmt.Sprintf("%s %d/%d", a.Group, approvals(a), a.Required), what(a))
 				}
 				return nil
-			}
-			fmt.Fprintf(g.stdout, "%-22s %-9s %-8s %-26s %-12s %-10s %s\n", "ID", "KIND", "STATUS", "PRINCIPAL", "CONNECTION", "REVIEWERS", "WHAT")
-			for _, a := range as {
-				fmt.Fprintf(g.stdout, "%-22s %-9s %-8s %-26s %-12s %-10s %s\n", a.ID, a.Kind, a.Status, a.Principal, a.Connection,
-					fmt.Sprintf("%s %d/%d", a.Group, approvals(a), a.Required), what(a))
-			}
-			return nil
+			})
 		},
 	}
 	list.Flags().StringVar(&status, "status", approval.Pending, "pending, approved, denied, expired, used or all")
@@ -55,18 +53,15 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 		Short: "Show one approval as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			a, err := svc.GetApproval(ctx, args[0])
-			if err != nil {
-				return classify(err)
-			}
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(a)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				a, err := svc.GetApproval(ctx, args[0])
+				if err != nil {
+					return classify(err)
+				}
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(a)
+			})
 		},
 	}
 	var reason string
@@ -83,25 +78,23 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 				if !approve && reason == "" {
 					return withCode(exitBadInput, errors.New("--reason is required to deny"))
 				}
-				svc, ctx, done, err := g.adminService(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer done()
-				var a *approval.Approval
-				if approve {
-					a, err = svc.Approve(ctx, args[0], reason)
-				} else {
-					a, err = svc.Deny(ctx, args[0], reason)
-				}
-				if err != nil {
-					if errors.Is(err, admin.ErrDenied) {
-						return withCode(exitDenied, err)
+				return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+					var a *approval.Approval
+					var err error
+					if approve {
+						a, err = svc.Approve(ctx, args[0], reason)
+					} else {
+						a, err = svc.Deny(ctx, args[0], reason)
 					}
-					return classify(err)
-				}
-				fmt.Fprintf(g.stdout, "%s: %s (%d of %d approvals)\n", a.ID, a.Status, approvals(a), a.Required)
-				return nil
+					if err != nil {
+						if errors.Is(err, admin.ErrDenied) {
+							return withCode(exitDenied, err)
+						}
+						return classify(err)
+					}
+					fmt.Fprintf(g.stdout, "%s: %s (%d of %d approvals)\n", a.ID, a.Status, approvals(a), a.Required)
+					return nil
+				})
 			},
 		}
 		c.Flags().StringVar(&reason, "reason", "", "why (recorded in the audit log)")
@@ -141,18 +134,15 @@ func newAccessCmd(g *globals) *cobra.Command {
 			if req.Connection == "" || req.Role == "" || req.For <= 0 || req.Reason == "" {
 				return withCode(exitBadInput, errors.New("--connection, --role, --for and --reason are required"))
 			}
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			a, err := svc.RequestAccess(ctx, req)
-			if err != nil {
-				return classify(err)
-			}
-			fmt.Fprintf(g.stdout, "%s\n", a.ID)
-			fmt.Fprintf(g.stderr, "requested: role %s on %s for %s; reviewers: %s (approve with `gatehouse approvals approve %s`)\n", a.Role, a.Connection, a.GrantFor, a.Group, a.ID)
-			return nil
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				a, err := svc.RequestAccess(ctx, req)
+				if err != nil {
+					return classify(err)
+				}
+				fmt.Fprintf(g.stdout, "%s\n", a.ID)
+				fmt.Fprintf(g.stderr, "requested: role %s on %s for %s; reviewers: %s (approve with `gatehouse approvals approve %s`)\n", a.Role, a.Connection, a.GrantFor, a.Group, a.ID)
+				return nil
+			})
 		},
 	}
 	f := request.Flags()
@@ -168,31 +158,28 @@ func newAccessCmd(g *globals) *cobra.Command {
 		Short: "List grants and when they expire",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			gs, err := svc.ListGrants(ctx)
-			if err != nil {
-				return classify(err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				gs, err := svc.ListGrants(ctx)
+				if err != nil {
+					return classify(err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(g.stdout)
+					for _, a := range gs {
+						enc.Encode(a)
+					}
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", "ID", "STATUS", "PRINCIPAL", "CONNECTION", "ROLE", "EXPIRES", "REASON")
 				for _, a := range gs {
-					enc.Encode(a)
+					exp := "-"
+					if a.Status == approval.Approved {
+						exp = a.GrantExpires().Local().Format(time.DateTime)
+					}
+					fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", a.ID, a.Status, a.Principal, a.Connection, a.Role, exp, a.Reason)
 				}
 				return nil
-			}
-			fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", "ID", "STATUS", "PRINCIPAL", "CONNECTION", "ROLE", "EXPIRES", "REASON")
-			for _, a := range gs {
-				exp := "-"
-				if a.Status == approval.Approved {
-					exp = a.GrantExpires().Local().Format(time.DateTime)
-				}
-				fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", a.ID, a.Status, a.Principal, a.Connection, a.Role, exp, a.Reason)
-			}
-			return nil
+			})
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print grants as JSON lines")

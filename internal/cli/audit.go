@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,19 +22,16 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Check every event and signed checkpoint; exit 0 if intact, 1 naming the first bad index",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			start := time.Now()
-			rep, err := svc.VerifyAudit(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "audit log intact: %d events, %d signed checkpoints, %d events under the latest checkpoint (%s)\n",
-				rep.Events, rep.Checkpoints, rep.Covered, time.Since(start).Round(time.Millisecond))
-			return nil
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				start := time.Now()
+				rep, err := svc.VerifyAudit(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "audit log intact: %d events, %d signed checkpoints, %d events under the latest checkpoint (%s)\n",
+					rep.Events, rep.Checkpoints, rep.Covered, time.Since(start).Round(time.Millisecond))
+				return nil
+			})
 		},
 	}
 
@@ -43,27 +42,24 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Print the last events",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			evs, err := svc.TailAudit(ctx, n)
-			if err != nil {
-				return classify(err)
-			}
-			for _, raw := range evs {
-				if asJSON {
-					fmt.Fprintln(g.stdout, string(raw))
-					continue
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				evs, err := svc.TailAudit(ctx, n)
+				if err != nil {
+					return classify(err)
 				}
-				var e audit.Event
-				if err := json.Unmarshal(raw, &e); err != nil {
-					return fmt.Errorf("audit tail: %w", err)
+				for _, raw := range evs {
+					if asJSON {
+						fmt.Fprintln(g.stdout, string(raw))
+						continue
+					}
+					var e audit.Event
+					if err := json.Unmarshal(raw, &e); err != nil {
+						return fmt.Errorf("audit tail: %w", err)
+					}
+					fmt.Fprintln(g.stdout, formatEvent(e))
 				}
-				fmt.Fprintln(g.stdout, formatEvent(e))
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	tail.Flags().IntVarP(&n, "lines", "n", 20, "number of events")
@@ -78,12 +74,9 @@ func newAuditCmd(g *globals) *cobra.Command {
 			if format != "jsonl" {
 				return withCode(exitBadInput, fmt.Errorf("--format %q: only jsonl is supported", format))
 			}
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			return svc.ExportAudit(ctx, g.stdout)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				return svc.ExportAudit(ctx, g.stdout)
+			})
 		},
 	}
 	export.Flags().StringVar(&format, "format", "jsonl", "output format (jsonl)")
@@ -93,18 +86,15 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Print an inclusion proof of an event against the latest signed checkpoint (check it with verify-proof)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			p, err := svc.ProveEvent(ctx, args[0])
-			if err != nil {
-				return classify(err)
-			}
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(p)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				p, err := svc.ProveEvent(ctx, args[0])
+				if err != nil {
+					return classify(err)
+				}
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(p)
+			})
 		},
 	}
 

@@ -117,6 +117,16 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	return cfg, err
 }
 
+// withAdmin runs fn with this invocation's admin service and releases it.
+func (g *globals) withAdmin(cmd *cobra.Command, fn func(ctx context.Context, svc admin.Service) error) error {
+	svc, ctx, done, err := g.adminService(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(ctx, svc)
+}
+
 // adminService returns the remote API when --gateway is given, else the
 // gateway's data on this host. The returned func releases it.
 func (g *globals) adminService(ctx context.Context) (admin.Service, context.Context, func(), error) {

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"strings"
 	"time"
 
@@ -18,32 +20,29 @@ func newSessionsCmd(g *globals) *cobra.Command {
 		Short: "List recorded sessions, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			ss, err := svc.ListSessions(ctx, n)
-			if err != nil {
-				return classify(err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				ss, err := svc.ListSessions(ctx, n)
+				if err != nil {
+					return classify(err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(g.stdout)
+					for _, s := range ss {
+						enc.Encode(s)
+					}
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "%-24s %-20s %-9s %-10s %-28s %-22s %5s  %s\n", "SESSION", "STARTED", "PROTOCOL", "CONNECTION", "PRINCIPAL", "ON BEHALF OF", "STMTS", "END")
 				for _, s := range ss {
-					enc.Encode(s)
+					end := "active"
+					if !s.End.IsZero() {
+						end = s.EndReason
+					}
+					fmt.Fprintf(g.stdout, "%-24s %-20s %-9s %-10s %-28s %-22s %5d  %s\n", s.ID, s.Start.Local().Format("2006-01-02 15:04:05"),
+						s.Protocol, s.Connection, s.Principal, s.OnBehalfOf, s.Statements, end)
 				}
 				return nil
-			}
-			fmt.Fprintf(g.stdout, "%-24s %-20s %-9s %-10s %-28s %-22s %5s  %s\n", "SESSION", "STARTED", "PROTOCOL", "CONNECTION", "PRINCIPAL", "ON BEHALF OF", "STMTS", "END")
-			for _, s := range ss {
-				end := "active"
-				if !s.End.IsZero() {
-					end = s.EndReason
-				}
-				fmt.Fprintf(g.stdout, "%-24s %-20s %-9s %-10s %-28s %-22s %5d  %s\n", s.ID, s.Start.Local().Format("2006-01-02 15:04:05"),
-					s.Protocol, s.Connection, s.Principal, s.OnBehalfOf, s.Statements, end)
-			}
-			return nil
+			})
 		},
 	}
 	list.Flags().IntVarP(&n, "lines", "n", 50, "number of sessions")
@@ -59,39 +58,36 @@ func newReplayCmd(g *globals) *cobra.Command {
 		Short: "Show a recorded session's statements in order, with timing, decision and rows",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			st, err := svc.SessionStatements(ctx, args[0])
-			if err != nil {
-				return classify(err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				for _, s := range st {
-					enc.Encode(s)
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				st, err := svc.SessionStatements(ctx, args[0])
+				if err != nil {
+					return classify(err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(g.stdout)
+					for _, s := range st {
+						enc.Encode(s)
+					}
+					return nil
+				}
+				var t0 time.Time
+				for i, s := range st {
+					if i == 0 {
+						t0 = s.Time
+					}
+					fmt.Fprintf(g.stdout, "+%-9s %-5s %9s %6d rows  %s\n", s.Time.Sub(t0).Round(time.Millisecond), s.Decision, s.Duration.Round(time.Microsecond), s.Rows, s.Statement)
+					if len(s.Params) > 0 {
+						fmt.Fprintf(g.stdout, "           params: %s\n", strings.Join(s.Params, ", "))
+					}
+					if s.Decision == "deny" && s.Reason != "" {
+						fmt.Fprintf(g.stdout, "           %s\n", s.Reason)
+					}
+					if s.Error != "" {
+						fmt.Fprintf(g.stdout, "           error: %s\n", s.Error)
+					}
 				}
 				return nil
-			}
-			var t0 time.Time
-			for i, s := range st {
-				if i == 0 {
-					t0 = s.Time
-				}
-				fmt.Fprintf(g.stdout, "+%-9s %-5s %9s %6d rows  %s\n", s.Time.Sub(t0).Round(time.Millisecond), s.Decision, s.Duration.Round(time.Microsecond), s.Rows, s.Statement)
-				if len(s.Params) > 0 {
-					fmt.Fprintf(g.stdout, "           params: %s\n", strings.Join(s.Params, ", "))
-				}
-				if s.Decision == "deny" && s.Reason != "" {
-					fmt.Fprintf(g.stdout, "           %s\n", s.Reason)
-				}
-				if s.Error != "" {
-					fmt.Fprintf(g.stdout, "           error: %s\n", s.Error)
-				}
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print statements as JSON lines")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,17 +49,14 @@ func newTokenIssueCmd(g *globals) *cobra.Command {
 					req.Scopes = append(req.Scopes, identity.Scope(one))
 				}
 			}
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			tok, _, err := svc.IssueToken(ctx, req)
-			if err != nil {
-				return classify(err)
-			}
-			fmt.Fprintln(g.stdout, tok)
-			return nil
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				tok, _, err := svc.IssueToken(ctx, req)
+				if err != nil {
+					return classify(err)
+				}
+				fmt.Fprintln(g.stdout, tok)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -79,18 +77,15 @@ func newTokenInspectCmd(g *globals) *cobra.Command {
 		Short: "Verify a token and print its claims as JSON (exit 1 if invalid, expired or revoked)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			c, err := svc.InspectToken(ctx, strings.TrimSpace(args[0]))
-			if err != nil {
-				return fmt.Errorf("token is not valid: %w", err)
-			}
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(admin.ViewClaims(c))
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				c, err := svc.InspectToken(ctx, strings.TrimSpace(args[0]))
+				if err != nil {
+					return fmt.Errorf("token is not valid: %w", err)
+				}
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(admin.ViewClaims(c))
+			})
 		},
 	}
 }
@@ -102,16 +97,13 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 		Short: "Revoke a token by its id (jti); it is refused from then on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := svc.RevokeToken(ctx, args[0], reason); err != nil {
-				return classify(err)
-			}
-			fmt.Fprintf(g.stderr, "revoked %s\n", args[0])
-			return nil
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				if err := svc.RevokeToken(ctx, args[0], reason); err != nil {
+					return classify(err)
+				}
+				fmt.Fprintf(g.stderr, "revoked %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the audit log)")
@@ -125,17 +117,14 @@ func newKeysCmd(g *globals) *cobra.Command {
 		Short: "Create a new signing key; tokens signed with older keys verify until they expire",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, ctx, done, err := g.adminService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			kid, err := svc.RotateKeys(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, kid)
-			return nil
+			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
+				kid, err := svc.RotateKeys(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, kid)
+				return nil
+			})
 		},
 	})
 	return cmd
