@@ -30,11 +30,7 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 					return classify(err)
 				}
 				if asJSON {
-					enc := json.NewEncoder(g.stdout)
-					for _, a := range as {
-						enc.Encode(a)
-					}
-					return nil
+					return jsonLines(g.stdout, as)
 				}
 				fmt.Fprintf(g.stdout, "%-22s %-9s %-8s %-26s %-12s %-10s %s\n", "ID", "KIND", "STATUS", "PRINCIPAL", "CONNECTION", "REVIEWERS", "WHAT")
 				for _, a := range as {
@@ -164,11 +160,7 @@ func newAccessCmd(g *globals) *cobra.Command {
 					return classify(err)
 				}
 				if asJSON {
-					enc := json.NewEncoder(g.stdout)
-					for _, a := range gs {
-						enc.Encode(a)
-					}
-					return nil
+					return jsonLines(g.stdout, gs)
 				}
 				fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", "ID", "STATUS", "PRINCIPAL", "CONNECTION", "ROLE", "EXPIRES", "REASON")
 				for _, a := range gs {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,4 +170,15 @@ func classify(err error) error {
 		return withCode(exitBadInput, err)
 	}
 	return err
+}
+
+// jsonLines prints one JSON object per line.
+func jsonLines[T any](w io.Writer, xs []T) error {
+	enc := json.NewEncoder(w)
+	for _, x := range xs {
+		if err := enc.Encode(x); err != nil {
+			return err
+		}
+	}
+	return nil
 }

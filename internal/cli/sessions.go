@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"strings"
@@ -26,11 +25,7 @@ func newSessionsCmd(g *globals) *cobra.Command {
 					return classify(err)
 				}
 				if asJSON {
-					enc := json.NewEncoder(g.stdout)
-					for _, s := range ss {
-						enc.Encode(s)
-					}
-					return nil
+					return jsonLines(g.stdout, ss)
 				}
 				fmt.Fprintf(g.stdout, "%-24s %-20s %-9s %-10s %-28s %-22s %5s  %s\n", "SESSION", "STARTED", "PROTOCOL", "CONNECTION", "PRINCIPAL", "ON BEHALF OF", "STMTS", "END")
 				for _, s := range ss {
@@ -64,11 +59,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 					return classify(err)
 				}
 				if asJSON {
-					enc := json.NewEncoder(g.stdout)
-					for _, s := range st {
-						enc.Encode(s)
-					}
-					return nil
+					return jsonLines(g.stdout, st)
 				}
 				var t0 time.Time
 				for i, s := range st {
