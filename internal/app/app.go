@@ -91,7 +91,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	c.Audit, err = audit.Open(ctx, audit.Options{
 		Store: c.Store, Signer: signer, Logger: logger,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
-		Linger: lingerFor(cfg),
+		Linger:   lingerFor(cfg),
 		OnCommit: c.Metrics.ObserveCommit,
 	})
 	if err != nil {

@@ -23,6 +23,7 @@ store: sqlite
 listen:
   api: 127.0.0.1:8080        # REST API, /metrics, /healthz, JWKS, token exchange
   postgres: 127.0.0.1:15432  # PostgreSQL wire protocol for psql, pgx, pgbench, ...
+  # agents: 0.0.0.0:8443     # network-resident agents dial in here (docs/agents.md)
 
 # Cedar policy files, validated at load and reloaded on change.
 policies: ./policies

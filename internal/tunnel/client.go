@@ -326,8 +326,10 @@ func RemoteConnect(addr string, id Identity) func(context.Context) (net.Conn, er
 			InsecureSkipVerify: true,
 			VerifyConnection:   func(cs tls.ConnectionState) error { return verifyGateway(cs, roots) },
 		}
-		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, Config: cfg}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}, Config: cfg}
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second) // TCP and TLS handshake
+		defer cancel()
+		c, err := d.DialContext(dctx, "tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("connect to gateway %s: %w", addr, err)
 		}

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,8 +159,10 @@ func Enroll(ctx context.Context, addr, name, token string, id Identity) error {
 			return errors.New("the gateway's CA does not match the enrollment token's pin")
 		},
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	d := tls.Dialer{Config: cfg}
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second) // TCP and TLS handshake
+	defer cancel()
+	c, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("enroll at %s: %w", addr, err)
 	}

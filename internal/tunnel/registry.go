@@ -76,6 +76,21 @@ func (r *Registry) Lookup(name, typ string) (database string, ok bool) {
 	return c.Database, ok && c.Type == typ
 }
 
+// Connections lists the known connections of type typ (served now or
+// earlier), by name.
+func (r *Registry) Connections(typ string) []ConnInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ConnInfo
+	for _, c := range r.known {
+		if c.Type == typ {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(x, y ConnInfo) int { return cmp.Compare(x.Name, y.Name) })
+	return out
+}
+
 // AgentStatus describes a connected agent.
 type AgentStatus struct {
 	Name          string

@@ -219,6 +219,9 @@ func TestDialThroughTunnel(t *testing.T) {
 	if _, ok := s.Registry.Lookup("pg", "mysql"); ok {
 		t.Fatal("pg found as mysql")
 	}
+	if cs := s.Registry.Connections("postgres"); len(cs) != 1 || cs[0].Name != "pg" || cs[0].Database != "app" {
+		t.Fatalf("connections = %+v", cs)
+	}
 	pc := dial(t, s.Registry)
 	defer pc.Conn.Close()
 	if pc.PID != 42 || !bytes.Equal(pc.SecretKey, []byte{1, 2, 3, 4}) || pc.TxStatus != 'I' || pc.ParameterStatus["db"] != "app" {
@@ -548,4 +551,49 @@ func FuzzReadFrame(f *testing.F) {
 		var r request
 		readFrame(bytes.NewReader(b), &r)
 	})
+}
+
+// recordConn records each Write it gets.
+type recordConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (r *recordConn) Write(b []byte) (int, error) {
+	r.writes = append(r.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+
+// TestFrameJoiner: a small data frame's header and body go out in one
+// write; other frames and large bodies pass through unchanged, in order.
+func TestFrameJoiner(t *testing.T) {
+	hdr := func(typ byte, length uint32) []byte {
+		h := make([]byte, 12)
+		h[1] = typ
+		h[8], h[9], h[10], h[11] = byte(length>>24), byte(length>>16), byte(length>>8), byte(length)
+		return h
+	}
+	rc := &recordConn{}
+	j := &frameJoiner{Conn: rc}
+	big := make([]byte, maxJoin+1)
+	steps := [][]byte{
+		hdr(0, 5), []byte("hello"), // joined
+		hdr(1, 65536),                 // window update: alone
+		hdr(0, uint32(len(big))), big, // too big to join
+		hdr(0, 0), // a data frame without body (FIN): alone
+	}
+	for _, b := range steps {
+		if n, err := j.Write(b); n != len(b) || err != nil {
+			t.Fatalf("Write(%d bytes) = %d, %v", len(b), n, err)
+		}
+	}
+	want := [][]byte{append(hdr(0, 5), "hello"...), hdr(1, 65536), hdr(0, uint32(len(big))), big, hdr(0, 0)}
+	if len(rc.writes) != len(want) {
+		t.Fatalf("%d writes, want %d", len(rc.writes), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(rc.writes[i], want[i]) {
+			t.Fatalf("write %d = %d bytes, want %d", i, len(rc.writes[i]), len(want[i]))
+		}
+	}
 }
