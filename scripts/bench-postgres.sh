@@ -38,6 +38,7 @@ ANALYZE masked_data;
 SQL
 
 go build -o "$work/gatehouse" ./cmd/gatehouse
+go build -o "$work/tcpproxy" ./scripts/tcpproxy
 
 start_gateway() { # $1 = durability
   local dir=$work/gw-$1
@@ -79,6 +80,15 @@ median_time() { # $1 = URL; prints seconds
 }
 
 echo "== pgbench -S, 8 clients, 2 threads, ${DURATION}s each" >&2
+# Reference: a plain byte-copying proxy, so the cost of one extra hop on
+# this machine is visible next to the gateway's.
+"$work/tcpproxy" 127.0.0.1:15434 "$hostport" &
+proxy_pid=$!
+sleep 0.3
+d=$(tps "$direct")
+p=$(tps "postgres://$role:$pw@127.0.0.1:15434/$db?sslmode=disable")
+echo "pgbench -S  plain TCP proxy (reference)  direct ${d} tps  proxy ${p} tps  ratio $(ratio "$p" "$d")"
+kill "$proxy_pid"
 for durability in group sync; do
   start_gateway "$durability"
   d=$(tps "$direct")
