@@ -3,14 +3,11 @@ package tunnel_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,21 +73,9 @@ func psqlPath(t *testing.T) string {
 	return p
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freePort(t *testing.T) string { return testenv.FreeAddr(t) }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randHex(n int) string { return testenv.RandHex(n) }
 
 // syncBuffer collects a process's output.
 type syncBuffer struct {
@@ -207,32 +192,8 @@ type upstream struct {
 
 func newUpstream(t *testing.T, password string) *upstream {
 	t.Helper()
-	dbURL := testenv.PostgresDB(t)
-	u, _ := url.Parse(dbURL)
-	up := &upstream{addr: u.Host, db: strings.TrimPrefix(u.Path, "/"), role: "gh_agent_" + randHex(4), password: password, admin: dbURL}
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{
-		"SET password_encryption = 'scram-sha-256'",
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", up.role, password),
-		fmt.Sprintf("GRANT ALL ON DATABASE %s TO %s", up.db, up.role),
-		fmt.Sprintf("GRANT ALL ON SCHEMA public TO %s", up.role),
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", testenv.PostgresAdminURL(t))
-		if err == nil {
-			db.Exec("DROP ROLE IF EXISTS " + up.role) // after the database is dropped
-			db.Close()
-		}
-	})
-	return up
+	u := testenv.NewUpstream(t, "gh_agent_", password)
+	return &upstream{addr: u.Addr, db: u.DB, role: u.Role, password: u.Password, admin: u.AdminURL}
 }
 
 // deployment is a gateway config, an agent config and their files.

@@ -2,14 +2,11 @@ package mcp_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,52 +62,15 @@ columns:
     strategy: clear
 `
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randHex(n int) string { return testenv.RandHex(n) }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	dbURL := testenv.PostgresDB(t)
-	u, _ := url.Parse(dbURL)
-	dbName := strings.TrimPrefix(u.Path, "/")
-	role := "gh_mcp_" + randHex(4)
-	password := "UPSTREAM-SECRET-" + randHex(8)
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password),
-		fmt.Sprintf("GRANT ALL ON DATABASE %s TO %s", dbName, role),
-		fmt.Sprintf("GRANT ALL ON SCHEMA public TO %s", role),
-		fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", dbName, role),
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", testenv.PostgresAdminURL(t))
-		if err == nil {
-			db.Exec("DROP ROLE IF EXISTS " + role) // after the database is dropped
-			db.Close()
-		}
-	})
-	u.User = url.UserPassword(role, password)
+	up := testenv.NewUpstream(t, "gh_mcp_", "")
+	u, _ := url.Parse(up.URL)
+	dbName, role, password := up.DB, up.Role, up.Password
 	h := &harness{t: t, upstream: u.String(), dir: t.TempDir()}
 
 	policies := filepath.Join(h.dir, "policies")

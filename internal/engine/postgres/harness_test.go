@@ -2,9 +2,7 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,52 +48,15 @@ type harnessOpts struct {
 	extraConfig string // appended to the YAML
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randHex(n int) string { return testenv.RandHex(n) }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	dbURL := testenv.PostgresDB(t)
-	u, _ := url.Parse(dbURL)
-	dbName := strings.TrimPrefix(u.Path, "/")
-	role := "gh_app_" + randHex(4)
-	password := "UPSTREAM-SECRET-" + randHex(8)
-	admin, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	for _, q := range []string{
-		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password),
-		fmt.Sprintf("GRANT ALL ON DATABASE %s TO %s", dbName, role),
-		fmt.Sprintf("GRANT ALL ON SCHEMA public TO %s", role),
-		fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", dbName, role),
-	} {
-		if _, err := admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", testenv.PostgresAdminURL(t))
-		if err == nil {
-			db.Exec("DROP ROLE IF EXISTS " + role) // after the database is dropped
-			db.Close()
-		}
-	})
-	u.User = url.UserPassword(role, password)
+	up := testenv.NewUpstream(t, "gh_app_", "")
+	u, _ := url.Parse(up.URL)
+	dbName, role, password := up.DB, up.Role, up.Password
 	h := &harness{t: t, upstream: u.String(), db: dbName, password: password, dir: t.TempDir()}
 
 	policies := filepath.Join(h.dir, "policies")
