@@ -230,3 +230,41 @@ func TestAccessGrant(t *testing.T) {
 	_ = identity.KindAgent
 	_ = pgconn.PgError{}
 }
+
+// TestHeldStatementClientGone ends a session whose client disconnects while
+// its statement waits for approval; the approval stays pending.
+func TestHeldStatementClientGone(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.exec(`CREATE TABLE t (id int)`)
+	cmd := exec.Command("psql", h.dsn(h.token("migrator", "ddl")), "-c", "ALTER TABLE t ADD COLUMN gone int")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := h.pending(t)
+	cmd.Process.Kill()
+	cmd.Wait()
+	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ss, err := h.gw.Admin.ListSessions(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := false
+		for _, s := range ss {
+			if s.Principal == `Agent::"migrator"` && !s.End.IsZero() {
+				ended = true
+			}
+		}
+		if ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session of a disconnected client is still waiting")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, err := h.gw.Approvals.Get(ctx, a.ID); err != nil || got.Status != approval.Pending {
+		t.Fatalf("approval after the client left: %+v %v", got, err)
+	}
+}

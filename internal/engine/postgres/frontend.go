@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
@@ -134,6 +135,12 @@ func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlgu
 // await holds a statement for approval, telling the client the approval id
 // first. It returns a denial when the statement must not run.
 func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analysis, fingerprint string) *denial {
+	// Stop waiting if the client goes away meanwhile; the request stays
+	// pending for a retry.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := s.watchClient(cancel)
+	defer stop()
 	out, err := s.e.opts.Pipeline.AwaitApproval(ctx, s.gs, h, a.Normalized, fingerprint, func(ap *approval.Approval) {
 		msg := fmt.Sprintf("gatehouse: approval required: %s (policy %q, reviewers %q, %d needed); waiting up to %s",
 			ap.ID, ap.Policy, ap.Group, ap.Required, ap.Expires.Sub(ap.Created).Round(time.Second))
@@ -147,6 +154,29 @@ func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analys
 		return &denial{marker: s.marker(), reason: "gatehouse: " + out.Reason, code: codeInsufficientPrivilege}
 	}
 	return nil
+}
+
+// watchClient notices, while the frontend is blocked, that the client has
+// closed its connection, and calls gone. It only peeks: bytes a client
+// pipelines meanwhile stay buffered for the frontend. stop ends the watch
+// (a read deadline in the past unblocks the peek) before the frontend
+// reads again.
+func (s *session) watchClient(gone func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.cr.r.Peek(1); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				gone()
+			}
+		}
+	}()
+	return func() {
+		s.client.SetReadDeadline(time.Now())
+		<-done
+		s.client.SetReadDeadline(time.Time{})
+	}
 }
 
 // marker returns a fresh identifier that PostgreSQL will reject as a syntax
