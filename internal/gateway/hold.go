@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -122,13 +121,14 @@ func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, state
 	if onPending != nil {
 		onPending(a)
 	}
-	a, err = p.Approvals.Wait(ctx, a.ID)
+	decided, err := p.Approvals.Wait(ctx, a.ID)
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return Outcome{Approval: a, Reason: fmt.Sprintf("approval %s: stopped waiting (%v); it stays pending, retry the statement once it is approved", a.ID, err)}, nil
+		if ctx.Err() != nil {
+			return Outcome{Approval: a, Reason: fmt.Sprintf("approval %s: stopped waiting (%v); it stays pending, retry the statement once it is approved", a.ID, ctx.Err())}, nil
 		}
 		return Outcome{}, err
 	}
+	a = decided
 	switch a.Status {
 	case approval.Approved:
 		if err := p.Approvals.Use(ctx, a); err != nil {
