@@ -268,3 +268,27 @@ func TestHeldStatementClientGone(t *testing.T) {
 		t.Fatalf("approval after the client left: %+v %v", got, err)
 	}
 }
+
+// TestHeldStatementOverTLS holds and then runs a statement on a TLS
+// session: watching for a disconnect while holding must leave the TLS
+// stream usable.
+func TestHeldStatementOverTLS(t *testing.T) {
+	h := newHarness(t, harnessOpts{noLoopback: true})
+	h.exec(`CREATE TABLE t (id int)`)
+	c := connect(t, h.dsn(h.token("migrator", "ddl"), "sslmode", "require"))
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { _, err := c.Exec(ctx, "ALTER TABLE t ADD COLUMN tls int", pgx.QueryExecModeSimpleProtocol); done <- err }()
+	a := h.pending(t)
+	time.Sleep(200 * time.Millisecond)
+	if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "carol", Groups: []string{"admins"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("approved statement over TLS: %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatalf("TLS session after the hold: %v", err)
+	}
+}
