@@ -278,7 +278,10 @@ func TestHeldStatementOverTLS(t *testing.T) {
 	c := connect(t, h.dsn(h.token("migrator", "ddl"), "sslmode", "require"))
 	ctx := context.Background()
 	done := make(chan error, 1)
-	go func() { _, err := c.Exec(ctx, "ALTER TABLE t ADD COLUMN tls int", pgx.QueryExecModeSimpleProtocol); done <- err }()
+	go func() {
+		_, err := c.Exec(ctx, "ALTER TABLE t ADD COLUMN tls int", pgx.QueryExecModeSimpleProtocol)
+		done <- err
+	}()
 	a := h.pending(t)
 	time.Sleep(200 * time.Millisecond)
 	if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "carol", Groups: []string{"admins"}}, ""); err != nil {
