@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/acceptloop"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/hashicorp/yamux"
 )
@@ -113,33 +114,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer s.wg.Done()
 		s.watch(ctx)
 	}()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	cfg := s.tlsConfig()
-	var tempDelay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				s.wg.Wait()
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				tempDelay = max(5*time.Millisecond, min(2*tempDelay, time.Second))
-				time.Sleep(tempDelay)
-				continue
-			}
-			s.wg.Wait()
-			return fmt.Errorf("agent listener: %w", err)
-		}
-		tempDelay = 0
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(ctx, tls.Server(c, cfg))
-		}()
-	}
+	return acceptloop.Serve(ctx, ln, &s.wg, "agent listener", func(c net.Conn) { s.handle(ctx, tls.Server(c, cfg)) })
 }
 
 // Wait waits for every tunnel served by Serve or LocalConnect to end.

@@ -6,14 +6,13 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/acceptloop"
 	"github.com/gatehouse-dev/gatehouse/internal/agent"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/mask"
@@ -80,34 +79,7 @@ func New(opts Options) *Engine {
 // Serve accepts clients on ln until ctx ends, then closes ln and waits for
 // sessions to finish.
 func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var tempDelay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				e.wg.Wait()
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				tempDelay = max(5*time.Millisecond, min(2*tempDelay, time.Second))
-				time.Sleep(tempDelay)
-				continue
-			}
-			e.wg.Wait()
-			return fmt.Errorf("postgres accept: %w", err)
-		}
-		tempDelay = 0
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.handle(ctx, c)
-		}()
-	}
+	return acceptloop.Serve(ctx, ln, &e.wg, "postgres accept", func(c net.Conn) { e.handle(ctx, c) })
 }
 
 // ServeInternal serves one in-process client connection (a net.Pipe end
