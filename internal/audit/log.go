@@ -238,21 +238,17 @@ func (l *Log) run() {
 	}
 }
 
-// linger gathers events for up to Linger, up to MaxBatch.
+// linger waits Linger and then takes what was queued meanwhile. It sleeps
+// rather than receiving each event as it comes, so producers' sends land in
+// the buffered queue without waking the writer once per event.
 func (l *Log) linger(batch []*Pending) []*Pending {
 	t := time.NewTimer(l.opts.Linger)
 	defer t.Stop()
-	for len(batch) < l.opts.MaxBatch {
-		select {
-		case p := <-l.queue:
-			batch = append(batch, p)
-		case <-t.C:
-			return l.drain(batch)
-		case <-l.stop:
-			return l.drain(batch)
-		}
+	select {
+	case <-t.C:
+	case <-l.stop:
 	}
-	return batch
+	return l.drain(batch)
 }
 
 // drain takes whatever is queued without waiting, up to MaxBatch.

@@ -350,3 +350,40 @@ func TestKill9Durability(t *testing.T) {
 		})
 	}
 }
+
+// TestLingerGathersCommits checks that with Linger events from many callers
+// are committed in a few transactions, all durable and in a verifiable log.
+func TestLingerGathersCommits(t *testing.T) {
+	var mu sync.Mutex
+	commits, events := 0, 0
+	f := open(t, testenv.Stores()[0], audit.Options{Linger: 20 * time.Millisecond, OnCommit: func(n int, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			commits++
+			events += n
+		}
+	}})
+	var wg sync.WaitGroup
+	for g := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				if _, err := f.log.Append(context.Background(), audit.Event{Kind: audit.KindDecision, Reason: fmt.Sprintf("%d-%d", g, i)}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	f.log.Close(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if events != 200 || commits > 40 {
+		t.Fatalf("%d events in %d commits; want 200 in few commits", events, commits)
+	}
+	if rep, err := f.verify(t); err != nil || rep.Events != 200 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -19,34 +19,43 @@ const lingerFor = 200 * time.Millisecond
 type Recorder struct {
 	st     store.Store
 	logger *slog.Logger
-	ch     chan any
 	done   chan struct{}
+	wake   chan struct{} // signalled when the first record of a batch arrives
 
 	mu      sync.Mutex
+	batch   store.RecBatch // gathered since the last write
+	queued  int
 	dropped int64
 	closed  bool
 }
+
+// maxQueued bounds the records waiting for a write.
+const maxQueued = 50000
 
 // New starts a recorder writing to st.
 func New(st store.Store, logger *slog.Logger) *Recorder {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Recorder{st: st, logger: logger, ch: make(chan any, 16384), done: make(chan struct{})}
+	r := &Recorder{st: st, logger: logger, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go r.run()
 	return r
 }
 
 // SessionStarted records a new session.
-func (r *Recorder) SessionStarted(s store.RecSession) { r.send(s) }
+func (r *Recorder) SessionStarted(s store.RecSession) {
+	r.add(func(b *store.RecBatch) { b.Sessions = append(b.Sessions, s) })
+}
 
 // SessionEnded records the end of a session.
 func (r *Recorder) SessionEnded(id string, at time.Time, reason string) {
-	r.send(store.RecEnd{ID: id, End: at, Reason: reason})
+	r.add(func(b *store.RecBatch) { b.Ends = append(b.Ends, store.RecEnd{ID: id, End: at, Reason: reason}) })
 }
 
 // Statement records one statement.
-func (r *Recorder) Statement(s store.RecStatement) { r.send(s) }
+func (r *Recorder) Statement(s store.RecStatement) {
+	r.add(func(b *store.RecBatch) { b.Statements = append(b.Statements, s) })
+}
 
 // Dropped is the number of records dropped because the queue was full.
 func (r *Recorder) Dropped() int64 {
@@ -55,16 +64,26 @@ func (r *Recorder) Dropped() int64 {
 	return r.dropped
 }
 
-func (r *Recorder) send(v any) {
+// add appends to the current batch under the lock; only the first record
+// of a batch wakes the writer, so a busy gateway pays no goroutine wake-up
+// per statement.
+func (r *Recorder) add(f func(*store.RecBatch)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	select {
-	case r.ch <- v:
-	default:
+	if r.queued >= maxQueued {
 		r.dropped++
+		return
+	}
+	f(&r.batch)
+	r.queued++
+	if r.queued == 1 {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -73,7 +92,7 @@ func (r *Recorder) Close() {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true
-		close(r.ch)
+		close(r.wake)
 	}
 	r.mu.Unlock()
 	<-r.done
@@ -82,43 +101,26 @@ func (r *Recorder) Close() {
 func (r *Recorder) run() {
 	defer close(r.done)
 	for {
-		v, ok := <-r.ch
-		if !ok {
+		_, open := <-r.wake
+		if open {
+			// Linger so a busy gateway writes a few large transactions a
+			// second rather than one per statement; recordings are not on
+			// any client's critical path.
+			time.Sleep(lingerFor)
+		}
+		r.mu.Lock()
+		b := r.batch
+		r.batch, r.queued = store.RecBatch{}, 0
+		r.mu.Unlock()
+		if len(b.Sessions)+len(b.Ends)+len(b.Statements) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := r.st.PutRecordings(ctx, b); err != nil {
+				r.logger.Error("recording write failed", "statements", len(b.Statements), "err", err)
+			}
+			cancel()
+		}
+		if !open {
 			return
 		}
-		var b store.RecBatch
-		add := func(v any) {
-			switch x := v.(type) {
-			case store.RecSession:
-				b.Sessions = append(b.Sessions, x)
-			case store.RecEnd:
-				b.Ends = append(b.Ends, x)
-			case store.RecStatement:
-				b.Statements = append(b.Statements, x)
-			}
-		}
-		add(v)
-		// Linger briefly so a busy gateway writes a few large transactions
-		// a second rather than one per statement; recordings are not on
-		// any client's critical path.
-		linger := time.NewTimer(lingerFor)
-	drain:
-		for len(b.Statements) < 5000 {
-			select {
-			case v, ok := <-r.ch:
-				if !ok {
-					break drain
-				}
-				add(v)
-			case <-linger.C:
-				break drain
-			}
-		}
-		linger.Stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := r.st.PutRecordings(ctx, b); err != nil {
-			r.logger.Error("recording write failed", "statements", len(b.Statements), "err", err)
-		}
-		cancel()
 	}
 }
