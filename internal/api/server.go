@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -109,23 +108,16 @@ func (s *Server) authed(adminOnly bool, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if adminOnly && !c.HasScope(identity.ScopeAdmin) {
-			s.auditFailure(r, principalUID(c), "token lacks the admin scope")
+			s.auditFailure(r, c.PrincipalUID(), "token lacks the admin scope")
 			writeError(w, http.StatusForbidden, "the admin scope is required")
 			return
 		}
 		if s.WithActor != nil {
-			r = r.WithContext(s.WithActor(r.Context(), "api:"+principalUID(c)))
+			r = r.WithContext(s.WithActor(r.Context(), "api:"+c.PrincipalUID()))
 		}
-		r = r.WithContext(admin.WithCaller(r.Context(), admin.Caller{ID: c.Subject, Principal: principalUID(c), OnBehalfOf: c.Actor, Groups: c.Groups}))
+		r = r.WithContext(admin.WithCaller(r.Context(), admin.Caller{ID: c.Subject, Principal: c.PrincipalUID(), OnBehalfOf: c.Actor, Groups: c.Groups}))
 		h(w, r)
 	}
-}
-
-func principalUID(c identity.Claims) string {
-	if c.Kind == identity.KindUser {
-		return fmt.Sprintf("User::%q", c.Subject)
-	}
-	return fmt.Sprintf("Agent::%q", c.Subject)
 }
 
 func (s *Server) auditFailure(r *http.Request, principal, reason string) {

@@ -117,6 +117,7 @@ type Service struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
 
+	refreshing sync.Mutex // held by the one goroutine rereading grants
 	grantsMu   sync.Mutex
 	grants     []*Approval // approved grants, refreshed
 	grantsAt   time.Time

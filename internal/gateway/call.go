@@ -19,7 +19,7 @@ const GatehouseConnection = "gatehouse"
 // newSession opens a session for verified claims on connection.
 func newSession(c identity.Claims, connection, protocol, source string) *Session {
 	s := &Session{ID: newSessionID(), Claims: c, Connection: connection, Protocol: protocol, Source: source, cache: map[any]cachedVerdict{}}
-	s.uid = principalUID(c)
+	s.uid = c.PrincipalUID()
 	s.principal = policy.Principal{Type: policy.Agent, ID: c.Subject, OnBehalfOf: c.Actor, Groups: c.Groups,
 		// The token's connection patterns are resolved here: policy sees
 		// the concrete connection the session is on.
@@ -50,7 +50,7 @@ func (p *Pipeline) AuthenticateCall(ctx context.Context, token, connection, prot
 	if connection != GatehouseConnection && !c.AllowsConnection(connection) {
 		p.countToken(errors.New("connection"))
 		reason := fmt.Sprintf("token is not scoped to connection %q", connection)
-		p.auditAuthFailure(connection, protocol, source, principalUID(c), reason)
+		p.auditAuthFailure(connection, protocol, source, c.PrincipalUID(), reason)
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)

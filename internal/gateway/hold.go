@@ -56,14 +56,14 @@ func (p *Pipeline) withGrants(ctx context.Context, s *Session, r *Request) uint6
 	if p.Approvals == nil {
 		return 0
 	}
-	grants := p.Approvals.ActiveGrants(ctx, s.uid, s.Connection)
+	grants, version := p.Approvals.ActiveGrants(ctx, s.uid, s.Connection)
 	if len(grants) > 0 {
 		if r.Context == nil {
 			r.Context = map[string]any{}
 		}
 		r.Context["grants"] = grants
 	}
-	return p.Approvals.GrantsVersion(ctx)
+	return version
 }
 
 // Fingerprint binds an approval to one exact request: the connection, the

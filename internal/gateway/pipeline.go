@@ -95,7 +95,7 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	if !c.AllowsConnection(connection) {
 		p.countToken(errors.New("connection"))
 		reason := fmt.Sprintf("token is not scoped to connection %q", connection)
-		p.auditAuthFailure(connection, protocol, source, principalUID(c), reason)
+		p.auditAuthFailure(connection, protocol, source, c.PrincipalUID(), reason)
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)
@@ -149,13 +149,6 @@ func (p *Pipeline) countToken(err error) {
 		result = "invalid"
 	}
 	p.Metrics.TokenChecks.WithLabelValues(result).Inc()
-}
-
-func principalUID(c identity.Claims) string {
-	if c.Kind == identity.KindUser {
-		return fmt.Sprintf("User::%q", c.Subject)
-	}
-	return fmt.Sprintf("Agent::%q", c.Subject)
 }
 
 func (p *Pipeline) auditAuthFailure(connection, protocol, source, principal, reason string) {

@@ -114,6 +114,15 @@ type Claims struct {
 	External bool
 }
 
+// PrincipalUID is the Cedar entity UID of the token's principal:
+// Agent::"name" or User::"name".
+func (c Claims) PrincipalUID() string {
+	if c.Kind == KindUser {
+		return fmt.Sprintf("User::%q", c.Subject)
+	}
+	return fmt.Sprintf("Agent::%q", c.Subject)
+}
+
 // HasScope reports whether the token carries scope s.
 func (c Claims) HasScope(s Scope) bool { return slices.Contains(c.Scopes, s) }
 

@@ -46,6 +46,10 @@ func (d dialect) q(query string) string {
 	return b.String()
 }
 
+// NumberPlaceholders rewrites '?' placeholders as PostgreSQL's $1, $2, …,
+// for tests that write SQL for both stores.
+func NumberPlaceholders(query string) string { return postgresDialect.q(query) }
+
 func (d dialect) schema() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY, size BIGINT NOT NULL, last_leaf ` + d.blob + `)`,

@@ -119,19 +119,7 @@ func RawDB(t testing.TB, spec, dataDir string) (db *sql.DB, rebind func(string) 
 	var err error
 	if strings.HasPrefix(spec, "postgres") {
 		db, err = sql.Open("pgx", spec)
-		rebind = func(q string) string {
-			n := 0
-			var b strings.Builder
-			for _, r := range q {
-				if r == '?' {
-					n++
-					b.WriteString("$" + string(rune('0'+n)))
-					continue
-				}
-				b.WriteRune(r)
-			}
-			return b.String()
-		}
+		rebind = store.NumberPlaceholders
 	} else {
 		db, err = sql.Open("sqlite", "file:"+filepath.Join(dataDir, "gatehouse.db")+"?_pragma=busy_timeout(10000)")
 		rebind = func(q string) string { return q }

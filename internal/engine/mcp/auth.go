@@ -59,16 +59,9 @@ func (e *Engine) verifyToken(ctx context.Context, token string, r *http.Request)
 	return &auth.TokenInfo{
 		Scopes:     scopes,
 		Expiration: c.ExpiresAt,
-		UserID:     principalUID(c) + " for " + c.Actor,
+		UserID:     c.PrincipalUID() + " for " + c.Actor,
 		Extra:      map[string]any{extraToken: token, extraSource: r.RemoteAddr},
 	}, nil
-}
-
-func principalUID(c identity.Claims) string {
-	if c.Kind == identity.KindUser {
-		return fmt.Sprintf("User::%q", c.Subject)
-	}
-	return fmt.Sprintf("Agent::%q", c.Subject)
 }
 
 func (e *Engine) auditAuthFailure(r *http.Request, principal, reason string) {

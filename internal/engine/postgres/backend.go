@@ -53,18 +53,19 @@ func (s *session) backend(ctx context.Context) error {
 			if err := s.be.rd.Decode(body); err != nil {
 				return fmt.Errorf("upstream RowDescription: %w", err)
 			}
-			fields := cloneFields(s.be.rd.Fields)
 			if x := s.head(); x != nil && x.kind == 'D' {
 				s.pop()
+				// Kept past this message: copy out of the read buffer.
 				if x.describe == 'S' {
-					s.be.stmtDesc[x.name] = fields
+					s.be.stmtDesc[x.name] = cloneFields(s.be.rd.Fields)
 				} else {
-					s.be.portalDesc[x.name] = fields
+					s.be.portalDesc[x.name] = cloneFields(s.be.rd.Fields)
 				}
 				forward = !x.swallow
 			} else {
-				// A simple query's result: its rows follow now.
-				if s.be.plan, err = s.planRows(ctx, fields); err != nil {
+				// A simple query's result: its rows follow now, planned
+				// from the description in hand.
+				if s.be.plan, err = s.planRows(ctx, s.be.rd.Fields); err != nil {
 					return err
 				}
 				s.be.planFor = nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
@@ -115,7 +116,7 @@ func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlgu
 	}
 	req.Audit.Details = map[string]string{"statement": a.Normalized, "fingerprint": a.Fingerprint, "class": string(a.Class)}
 	if len(a.Flags) > 0 {
-		req.Audit.Details["flags"] = joinComma(a.Flags)
+		req.Audit.Details["flags"] = strings.Join(a.Flags, ",")
 	}
 	if extended {
 		req.Audit.Details["protocol"] = "extended"
@@ -257,32 +258,23 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 }
 
 func (s *session) onBind(ctx context.Context, body []byte) error {
-	portal, rest, ok := cstring(body)
-	if !ok {
-		return protocolError("malformed Bind message")
-	}
-	stmt, _, ok := cstring(rest)
-	if !ok {
-		return protocolError("malformed Bind message")
-	}
-	formats, err := bindResultFormats(body)
+	b, err := parseBind(body)
 	if err != nil {
 		return protocolError("malformed Bind message: %v", err)
 	}
-	s.fe.portalStmt[portal] = stmt
+	s.fe.portalStmt[b.portal] = b.stmt
 	// The backend derives the portal's columns from the statement's
 	// description only if that description answered before this Bind.
-	s.fe.portalDescribed[portal] = s.fe.described[stmt]
-	s.fe.portalParams[portal] = s.bindParams(body)
-	x := &expect{kind: 'B', name: portal, stmt: stmt, formats: formats}
-	if hold := s.fe.held[stmt]; hold != nil {
+	s.fe.portalDescribed[b.portal] = s.fe.described[b.stmt]
+	s.fe.portalParams[b.portal] = s.bindParams(b)
+	x := &expect{kind: 'B', name: b.portal, stmt: b.stmt, formats: b.resultFormats}
+	if hold := s.fe.held[b.stmt]; hold != nil {
 		if err := s.uw.Flush(); err != nil { // what came before runs while we wait
 			return err
 		}
-		a := s.fe.stmts[stmt]
+		a := s.fe.stmts[b.stmt]
 		// The values bind it, not the portal's or statement's name.
-		values := body[len(portal)+1+len(stmt)+1:]
-		if d := s.await(ctx, hold, a, gateway.Fingerprint(s.gs.Connection, a.Normalized, values)); d != nil {
+		if d := s.await(ctx, hold, a, gateway.Fingerprint(s.gs.Connection, a.Normalized, b.values)); d != nil {
 			// Bind to a statement that does not exist: the upstream fails
 			// this Bind, naming the marker, and skips to Sync.
 			x.deny = d
@@ -296,31 +288,40 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	return writeFrame(s.uw, 'B', body)
 }
 
-// bindResultFormats reads the result-column format codes at the end of a
-// Bind, validating every count and length on the way.
-func bindResultFormats(b []byte) ([]int16, error) {
-	for range 2 { // portal and statement names
-		i := indexZero(b)
-		if i < 0 {
-			return nil, errors.New("missing name")
-		}
-		b = b[i+1:]
+// bindMsg is a Bind message split into its parts (slices of the message).
+type bindMsg struct {
+	portal, stmt  string
+	paramFormats  []int16
+	params        [][]byte // nil for SQL NULL
+	resultFormats []int16
+	values        []byte // everything after the two names: what the client bound
+}
+
+// parseBind splits a Bind in one pass, validating every count and length
+// against the message (PostgreSQL docs, "Message Formats", Bind).
+func parseBind(body []byte) (bindMsg, error) {
+	var m bindMsg
+	var ok bool
+	var b []byte
+	if m.portal, b, ok = cstring(body); !ok {
+		return m, errors.New("missing portal name")
 	}
-	n, b, err := readInt16(b)
-	if err != nil || n < 0 {
-		return nil, errors.New("bad parameter format count")
+	if m.stmt, b, ok = cstring(b); !ok {
+		return m, errors.New("missing statement name")
 	}
-	if len(b) < 2*int(n) {
-		return nil, errors.New("short parameter formats")
+	m.values = b
+	var err error
+	if m.paramFormats, b, err = readInt16s(b); err != nil {
+		return m, fmt.Errorf("parameter formats: %w", err)
 	}
-	b = b[2*int(n):]
 	np, b, err := readInt16(b)
 	if err != nil || np < 0 {
-		return nil, errors.New("bad parameter count")
+		return m, errors.New("bad parameter count")
 	}
-	for range int(np) {
+	m.params = make([][]byte, np)
+	for i := range m.params {
 		if len(b) < 4 {
-			return nil, errors.New("short parameter")
+			return m, errors.New("short parameter")
 		}
 		l := int32(binary.BigEndian.Uint32(b))
 		b = b[4:]
@@ -328,19 +329,31 @@ func bindResultFormats(b []byte) ([]int16, error) {
 			continue
 		}
 		if l < 0 || int(l) > len(b) {
-			return nil, errors.New("bad parameter length")
+			return m, errors.New("bad parameter length")
 		}
+		m.params[i] = b[:l:l]
 		b = b[l:]
 	}
-	nr, b, err := readInt16(b)
-	if err != nil || nr < 0 || len(b) != 2*int(nr) {
-		return nil, errors.New("bad result formats")
+	if m.resultFormats, b, err = readInt16s(b); err != nil {
+		return m, fmt.Errorf("result formats: %w", err)
 	}
-	out := make([]int16, nr)
+	if len(b) != 0 {
+		return m, errors.New("trailing bytes")
+	}
+	return m, nil
+}
+
+// readInt16s reads a count then that many int16s.
+func readInt16s(b []byte) ([]int16, []byte, error) {
+	n, b, err := readInt16(b)
+	if err != nil || n < 0 || len(b) < 2*int(n) {
+		return nil, nil, errors.New("bad count")
+	}
+	out := make([]int16, n)
 	for i := range out {
 		out[i] = int16(binary.BigEndian.Uint16(b[2*i:]))
 	}
-	return out, nil
+	return out, b[2*int(n):], nil
 }
 
 func readInt16(b []byte) (int16, []byte, error) {
@@ -348,15 +361,6 @@ func readInt16(b []byte) (int16, []byte, error) {
 		return 0, nil, errors.New("short message")
 	}
 	return int16(binary.BigEndian.Uint16(b)), b[2:], nil
-}
-
-func indexZero(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 func (s *session) onDescribe(body []byte) error {
@@ -441,15 +445,4 @@ func (s *session) onFunctionCall(ctx context.Context) error {
 	d := &denial{marker: s.marker(), reason: reason, code: codeInsufficientPrivilege}
 	s.push(&expect{kind: 'Q', deny: d})
 	return writeFrame(s.uw, 'Q', append([]byte(d.marker), 0))
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -36,8 +37,9 @@ func FuzzFrontendFrames(f *testing.F) {
 			}
 			switch typ {
 			case 'B':
-				bindResultFormats(body)
-				(&session{e: &Engine{}}).bindParams(body)
+				if b, err := parseBind(body); err == nil {
+					(&session{e: &Engine{opts: Options{Recorder: nopRecorder{}}}}).bindParams(b)
+				}
 			case 'Q', 'P':
 				cstring(body)
 			}
@@ -102,3 +104,9 @@ func FuzzStartup(f *testing.F) {
 		}
 	})
 }
+
+type nopRecorder struct{}
+
+func (nopRecorder) SessionStarted(store.RecSession)        {}
+func (nopRecorder) SessionEnded(string, time.Time, string) {}
+func (nopRecorder) Statement(store.RecStatement)           {}

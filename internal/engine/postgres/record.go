@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -66,65 +65,36 @@ func (s *session) finish(x *expect, errText string) {
 // maxRecordedParam bounds how much of one parameter a recording keeps.
 const maxRecordedParam = 256
 
-// bindParams reads a Bind's parameter values for the recording, masked with
-// the detectors whatever the principal may see: recordings are read by
+// bindParams renders a Bind's parameter values for the recording, masked
+// with the detectors whatever the principal may see: recordings are read by
 // other people. Binary values are summarised.
-func (s *session) bindParams(body []byte) []string {
+func (s *session) bindParams(b bindMsg) []string {
 	if s.e.opts.Recorder == nil {
 		return nil
 	}
-	b := body
-	for range 2 {
-		i := indexZero(b)
-		if i < 0 {
-			return nil
-		}
-		b = b[i+1:]
-	}
-	nf, b, err := readInt16(b)
-	if err != nil || nf < 0 || len(b) < 2*int(nf) {
-		return nil
-	}
-	formats := b[:2*int(nf)]
-	b = b[2*int(nf):]
-	np, b, err := readInt16(b)
-	if err != nil || np < 0 {
-		return nil
-	}
-	out := make([]string, 0, np)
-	for i := range int(np) {
-		if len(b) < 4 {
-			return nil
-		}
-		l := int32(binary.BigEndian.Uint32(b))
-		b = b[4:]
-		if l == -1 {
-			out = append(out, "NULL")
-			continue
-		}
-		if l < 0 || int(l) > len(b) {
-			return nil
-		}
-		v := b[:l]
-		b = b[l:]
+	out := make([]string, len(b.params))
+	for i, v := range b.params {
 		format := int16(0)
 		switch {
-		case nf == 1:
-			format = int16(binary.BigEndian.Uint16(formats))
-		case int(nf) > i:
-			format = int16(binary.BigEndian.Uint16(formats[2*i:]))
+		case len(b.paramFormats) == 1:
+			format = b.paramFormats[0]
+		case i < len(b.paramFormats):
+			format = b.paramFormats[i]
 		}
-		if format != 0 {
-			out = append(out, fmt.Sprintf("<binary %d bytes>", len(v)))
-			continue
+		switch {
+		case v == nil:
+			out[i] = "NULL"
+		case format != 0:
+			out[i] = fmt.Sprintf("<binary %d bytes>", len(v))
+		default:
+			if len(v) > maxRecordedParam {
+				v = v[:maxRecordedParam]
+			}
+			if s.e.opts.Masker != nil {
+				v = s.e.opts.Masker.Mask(nil, v)
+			}
+			out[i] = string(v)
 		}
-		if len(v) > maxRecordedParam {
-			v = v[:maxRecordedParam]
-		}
-		if s.e.opts.Masker != nil {
-			v = s.e.opts.Masker.Mask(nil, v)
-		}
-		out = append(out, string(v))
 	}
 	return out
 }
