@@ -94,6 +94,11 @@ func (a *Agent) DialPostgres(ctx context.Context, name string, p PostgresParams)
 	if err != nil {
 		return nil, err
 	}
+	// The agent holds the credential, so it is the last word on where the
+	// credential may be used: only the databases its config lists.
+	if !c.Serves(p.Database) {
+		return nil, fmt.Errorf("%w: connection %s does not serve database %q", ErrUnknownConnection, name, p.Database)
+	}
 	cfg, err := a.pgConfig(ctx, c, p.Database)
 	if err != nil {
 		return nil, err

@@ -60,7 +60,8 @@ func (g *Gateway) setupAgents(ctx context.Context) error {
 			continue
 		}
 		for _, c := range r.Connections {
-			g.Agents.Remember([]tunnel.ConnInfo{{Name: c.Name, Type: c.Type, Database: c.Database}})
+			g.Agents.Remember([]tunnel.ConnInfo{{Name: c.Name, Type: c.Type, Database: c.Database, Databases: c.Databases,
+				ReadOnly: c.ReadOnly, ReadOnlyFunctions: c.ReadOnlyFunctions}})
 		}
 	}
 	return nil
@@ -132,7 +133,8 @@ func (g *Gateway) runAgents(ctx context.Context) error {
 func connInfos(conns []config.Connection) []tunnel.ConnInfo {
 	out := make([]tunnel.ConnInfo, len(conns))
 	for i, c := range conns {
-		out[i] = tunnel.ConnInfo{Name: c.Name, Type: c.Type, Database: c.Database}
+		out[i] = tunnel.ConnInfo{Name: c.Name, Type: c.Type, Database: c.Database, Databases: c.Databases,
+			ReadOnly: c.ReadOnly, ReadOnlyFunctions: c.ReadOnlyFunctions}
 	}
 	return out
 }

@@ -254,10 +254,12 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	g.Recorder = recording.New(g.Store, logger)
 	g.Postgres = pgengine.New(pgengine.Options{
 		Pipeline: g.Pipeline, Dialer: g.Agent, TLS: g.TLS, Analyzer: g.Analyzer, Masker: g.Masker, Recorder: g.Recorder,
-		Connections: func(name string) (string, bool) {
-			return g.Agents.Lookup(name, "postgres")
+		Connections: func(name string) (pgengine.Target, bool) {
+			c, ok := g.Agents.Lookup(name, "postgres")
+			return pgengine.Target{Database: c.Database, Databases: c.Databases, ReadOnly: c.ReadOnly, ReadOnlyFunctions: c.ReadOnlyFunctions}, ok
 		},
-		AllowInsecureLoopback: cfg.AllowInsecureLoopback, MaxMessage: cfg.Postgres.MaxMessageBytes, Logger: g.Logger,
+		AllowInsecureLoopback: cfg.AllowInsecureLoopback, MaxMessage: cfg.Postgres.MaxMessageBytes,
+		MaxQueryBytes: cfg.Postgres.MaxQueryBytes, MaxStatements: cfg.Postgres.MaxStatements, Logger: g.Logger,
 	})
 	g.MCP = newMCPEngine(g)
 	return g, nil

@@ -75,6 +75,12 @@ type TLS struct {
 type PostgresEngine struct {
 	// MaxMessageBytes bounds one protocol message (default 64 MiB).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxQueryBytes bounds the SQL text of one statement the gateway
+	// analyses (default 1 MiB).
+	MaxQueryBytes int `yaml:"max_query_bytes"`
+	// MaxStatements bounds the statements in one query string (default
+	// 10,000).
+	MaxStatements int `yaml:"max_statements"`
 }
 
 // Masking configures result masking.
@@ -116,12 +122,35 @@ type Connection struct {
 	Type     string `yaml:"type"` // postgres (later mysql, ssh, http, kubernetes)
 	Address  string `yaml:"address"`
 	Database string `yaml:"database"`
-	User     string `yaml:"user"`
-	Password Secret `yaml:"password"`
+	// Databases lists every database clients may open on this connection;
+	// empty means only Database. The agent refuses any other.
+	Databases []string `yaml:"databases"`
+	// ReadOnly runs every session on the connection read-only.
+	ReadOnly bool `yaml:"read_only"`
+	// ReadOnlyFunctions are functions ("schema.name") the administrator
+	// declares read-only, so read scope may call them whatever the
+	// catalog says of their volatility.
+	ReadOnlyFunctions []string `yaml:"read_only_functions"`
+	User              string   `yaml:"user"`
+	Password          Secret   `yaml:"password"`
 	// TLS to the upstream: disable, require, verify-ca, verify-full.
 	TLSMode string `yaml:"tls_mode"`
 	// CAFile is the CA bundle for verify-ca and verify-full.
 	CAFile string `yaml:"ca_file"`
+}
+
+// Serves reports whether clients may open database db on the connection:
+// the default database, or one listed in Databases.
+func (c Connection) Serves(db string) bool {
+	if db == "" || db == c.Database {
+		return true
+	}
+	for _, d := range c.Databases {
+		if d == db {
+			return true
+		}
+	}
+	return false
 }
 
 // Defaults.

@@ -179,6 +179,11 @@ type Request struct {
 	Generation uint64
 	// Audit describes the request in its audit event.
 	Audit audit.Event
+	// QuietAllow leaves an allowed, unheld decision out of the audit log:
+	// for a step that runs nothing itself and whose every execution is
+	// decided and audited on its own (a PostgreSQL Parse, whose Binds
+	// are). Denials and holds are always audited.
+	QuietAllow bool
 }
 
 // Verdict is the pipeline's answer.
@@ -204,6 +209,9 @@ func (p *Pipeline) Authorize(ctx context.Context, s *Session, r Request) (Verdic
 	if !cached {
 		v = p.decide(s, r)
 		s.store(r, v, grantsVer)
+	}
+	if r.QuietAllow && v.Allow && v.Hold == nil {
+		return v, nil
 	}
 	ev := r.Audit
 	ev.Kind = audit.KindDecision

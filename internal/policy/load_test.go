@@ -77,7 +77,7 @@ when { principal.scopes.contains("read") };
 		{
 			name:    "context attribute typo",
 			files:   map[string]string{"bad.cedar": `permit (principal, action in Action::"sql", resource) when { context.flag.contains("drop") };`},
-			wantErr: []string{"attribute `flag` in context for Action::", "(and for 9 other actions)"},
+			wantErr: []string{"attribute `flag` in context for Action::", "(and for 16 other actions)"},
 		},
 		{
 			name:    "context attribute of another protocol",

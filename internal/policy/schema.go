@@ -30,6 +30,7 @@ const (
 	Namespace  = "Namespace"
 	Host       = "Host"
 	Tool       = "Tool"
+	Function   = "Function"
 )
 
 // actionType is the entity type of every action UID (the schema has no namespace).

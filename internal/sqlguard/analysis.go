@@ -3,6 +3,7 @@ package sqlguard
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -20,8 +21,15 @@ const (
 	ClassDCL         Class = "dcl" // GRANT, REVOKE, roles, ownership, row security policies
 	ClassCopy        Class = "copy"
 	ClassTransaction Class = "transaction"
-	ClassUtility     Class = "utility"
-	ClassUnparsed    Class = "unparsed" // pg_query rejected the text
+	ClassUtility     Class = "utility"     // SHOW, EXECUTE, DEALLOCATE, FETCH, CLOSE, DISCARD, empty
+	ClassSet         Class = "set"         // SET and RESET of run-time settings (Statement.Settings names them)
+	ClassListen      Class = "listen"      // LISTEN, UNLISTEN
+	ClassNotify      Class = "notify"      // NOTIFY
+	ClassLock        Class = "lock"        // LOCK TABLE
+	ClassCall        Class = "call"        // CALL; also the action of calling a function not known to be read-only
+	ClassMaintenance Class = "maintenance" // VACUUM, ANALYZE, REINDEX, CLUSTER, CHECKPOINT
+	ClassLoad        Class = "load"        // LOAD: loads a shared library into the server process
+	ClassUnparsed    Class = "unparsed"    // pg_query rejected the text
 )
 
 // Action is the policy action for statements of class c, e.g. "sql:select".
@@ -35,7 +43,9 @@ func (c Class) Action() string {
 var actions = map[Class]string{
 	ClassSelect: "sql:select", ClassInsert: "sql:insert", ClassUpdate: "sql:update",
 	ClassDelete: "sql:delete", ClassDDL: "sql:ddl", ClassDCL: "sql:dcl", ClassCopy: "sql:copy",
-	ClassTransaction: "sql:transaction", ClassUtility: "sql:utility", ClassUnparsed: "sql:unparsed",
+	ClassTransaction: "sql:transaction", ClassUtility: "sql:utility", ClassSet: "sql:set",
+	ClassListen: "sql:listen", ClassNotify: "sql:notify", ClassLock: "sql:lock", ClassCall: "sql:call",
+	ClassMaintenance: "sql:maintenance", ClassLoad: "sql:load", ClassUnparsed: "sql:unparsed",
 }
 
 // rank orders classes by what a statement can change, so that a statement
@@ -47,22 +57,36 @@ func (c Class) rank() int {
 		return 1
 	case ClassUtility:
 		return 2
-	case ClassSelect:
+	case ClassSet:
 		return 3
-	case ClassCopy:
+	case ClassListen:
 		return 4
-	case ClassInsert:
+	case ClassSelect:
 		return 5
-	case ClassUpdate:
+	case ClassCopy:
 		return 6
-	case ClassDelete:
+	case ClassNotify:
 		return 7
-	case ClassDDL:
+	case ClassLock:
 		return 8
-	case ClassDCL:
+	case ClassInsert:
 		return 9
-	case ClassUnparsed:
+	case ClassUpdate:
 		return 10
+	case ClassDelete:
+		return 11
+	case ClassCall:
+		return 12
+	case ClassMaintenance:
+		return 13
+	case ClassDDL:
+		return 14
+	case ClassLoad:
+		return 15
+	case ClassDCL:
+		return 16
+	case ClassUnparsed:
+		return 17
 	}
 	return 0
 }
@@ -71,7 +95,7 @@ func (c Class) rank() int {
 // privileges (for FlagMixedReadWrite).
 func (c Class) writes() bool {
 	switch c {
-	case ClassInsert, ClassUpdate, ClassDelete, ClassDDL, ClassDCL:
+	case ClassInsert, ClassUpdate, ClassDelete, ClassDDL, ClassDCL, ClassCall, ClassMaintenance, ClassLoad, ClassLock, ClassNotify:
 		return true
 	}
 	return false
@@ -108,6 +132,9 @@ const (
 	FlagNotify          = "notify"           // NOTIFY or pg_notify()
 	FlagVacuum          = "vacuum"           // VACUUM or ANALYZE
 	FlagLock            = "lock"             // LOCK TABLE
+	FlagReadWrite       = "read_write"       // asks for a read-write transaction, or SETs/RESETs transaction_read_only or default_transaction_read_only
+	FlagLexical         = "lexical_setting"  // SETs or RESETs a setting that changes how the server reads SQL text (client_encoding, standard_conforming_strings, backslash_quote)
+	FlagComment         = "comment"          // the text has a comment (Normalized keeps a placeholder, not its words)
 )
 
 // Access is one (action, table) pair the policy engine must allow. Table is
@@ -126,6 +153,38 @@ type Statement struct {
 	Functions []string // called functions as written (schema-qualified if it was), sorted
 	Flags     []string // sorted
 	Accesses  []Access // deduplicated, in order of appearance
+
+	// Calls are the functions called by name, as written (schema "" when
+	// unqualified), deduplicated in order; Operators the operators used.
+	// The engine classifies them against the server's catalog: a call of
+	// anything not known to be read-only is its own action, sql:call.
+	Calls     []FuncRef
+	Operators []FuncRef
+	// Settings are the run-time settings a SET or RESET changes, lower-case
+	// (setting names are case-insensitive); "all" for RESET ALL.
+	Settings []string
+	// Prepared statements: the names this statement runs (EXECUTE, also
+	// inside EXPLAIN and CREATE TABLE AS), defines (PREPARE) and removes
+	// (DEALLOCATE; DeallocatesAll for DEALLOCATE ALL and DISCARD ALL). SQL
+	// names and protocol-level statement names are one namespace.
+	Executes       []string
+	Prepares       string
+	Deallocates    string
+	DeallocatesAll bool
+}
+
+// FuncRef names a function or operator as a statement wrote it.
+type FuncRef struct {
+	Schema string // "" when unqualified: the server resolves it on its search_path, pg_catalog first
+	Name   string
+}
+
+// String renders the reference as schema.name, quoting as table names are.
+func (f FuncRef) String() string {
+	if f.Schema == "" {
+		return quoteIdent(f.Name)
+	}
+	return quoteIdent(f.Schema) + "." + quoteIdent(f.Name)
 }
 
 // HasFlag reports whether the statement carries flag f.
@@ -144,7 +203,10 @@ type Analysis struct {
 	Columns    []string
 	Functions  []string
 	Flags      []string
-	Accesses   []Access // union over Statements, deduplicated
+	Accesses   []Access  // union over Statements, deduplicated
+	Calls      []FuncRef // union over Statements, deduplicated
+	Operators  []FuncRef
+	Settings   []string // union over Statements, sorted
 	// Fingerprint is pg_query's fingerprint of Normalized: equal for
 	// statements that differ only in literal values, whitespace or the
 	// length of constant IN lists. Use it to group recordings, never as a
@@ -188,9 +250,65 @@ func analyze(sql string, key []byte, keyOK bool) *Analysis {
 		a.Normalized = normalizeKey(key)
 	} else {
 		a.Normalized, _ = pg_query.Normalize(sql)
+		var had bool
+		a.Normalized, had = scrubComments(a.Normalized)
+		if had {
+			// pg_query's normalisation keeps comments word for word, and
+			// a comment can carry anything (a card number, a key): the
+			// recorded text keeps only where the comment was.
+			a.Flags = addSorted(a.Flags, FlagComment)
+		}
 	}
 	a.Fingerprint = fingerprint(a.Normalized)
 	return a
+}
+
+// scrubComments replaces every comment in sql with an empty one, using
+// PostgreSQL's own scanner to find them; it reports whether there were any.
+// Text the scanner rejects is returned as it is: it cannot hold a comment
+// the parser accepted.
+func scrubComments(sql string) (string, bool) {
+	if !strings.Contains(sql, "--") && !strings.Contains(sql, "/*") {
+		return sql, false
+	}
+	res, err := pg_query.Scan(sql)
+	if err != nil {
+		return sql, false
+	}
+	var b strings.Builder
+	last, had := 0, false
+	for _, t := range res.GetTokens() {
+		if t.Token != pg_query.Token_SQL_COMMENT && t.Token != pg_query.Token_C_COMMENT {
+			continue
+		}
+		start, end := int(t.Start), int(t.End)
+		if start < last || end > len(sql) || start > end {
+			return "/* text withheld */", true // never store what cannot be scrubbed
+		}
+		b.WriteString(sql[last:start])
+		if t.Token == pg_query.Token_SQL_COMMENT {
+			b.WriteString("--")
+		} else {
+			b.WriteString("/**/")
+		}
+		last, had = end, true
+	}
+	if !had {
+		return sql, false
+	}
+	b.WriteString(sql[last:])
+	return b.String(), true
+}
+
+// addSorted adds v to a sorted, clipped slice, returning a new slice.
+func addSorted(s []string, v string) []string {
+	i, found := slices.BinarySearch(s, v)
+	if found {
+		return s
+	}
+	out := make([]string, 0, len(s)+1)
+	out = append(append(append(out, s[:i]...), v), s[i:]...)
+	return slices.Clip(out)
 }
 
 // fingerprint is pg_query's fingerprint of normalized text, which for
@@ -214,8 +332,9 @@ func unparsed(err error) *Analysis {
 
 func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 	a := &Analysis{}
-	var tables, columns, functions, flags set
+	var tables, columns, functions, flags, settings set
 	var accesses accessSet
+	var calls, ops refSet
 	reads, writes := false, false
 	for _, raw := range tree.GetStmts() {
 		st := analyzeStmt(raw.GetStmt())
@@ -227,8 +346,15 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 		columns.addAll(st.Columns)
 		functions.addAll(st.Functions)
 		flags.addAll(st.Flags)
+		settings.addAll(st.Settings)
 		for _, ac := range st.Accesses {
 			accesses.add(ac)
+		}
+		for _, f := range st.Calls {
+			calls.add(f)
+		}
+		for _, f := range st.Operators {
+			ops.add(f)
 		}
 		switch {
 		case st.Class.writes():
@@ -260,6 +386,8 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 	a.Functions = functions.sorted()
 	a.Flags = flags.sorted()
 	a.Accesses = accesses.list()
+	a.Settings = settings.sorted()
+	a.Calls, a.Operators = calls.list(), ops.list()
 	a.Statements = slices.Clip(a.Statements)
 	return a
 }
@@ -293,23 +421,32 @@ func (s set) sorted() []string {
 	return slices.Clip(out)
 }
 
-type accessSet struct {
-	seen map[Access]struct{}
-	out  []Access
+// ordered is a deduplicated list in order of first appearance.
+type ordered[T comparable] struct {
+	seen map[T]struct{}
+	out  []T
 }
 
-func (s *accessSet) add(a Access) {
-	if _, ok := s.seen[a]; ok {
+func (s *ordered[T]) add(v T) {
+	if _, ok := s.seen[v]; ok {
 		return
 	}
 	if s.seen == nil {
-		s.seen = make(map[Access]struct{})
+		s.seen = make(map[T]struct{})
 	}
-	s.seen[a] = struct{}{}
-	s.out = append(s.out, a)
+	s.seen[v] = struct{}{}
+	s.out = append(s.out, v)
 }
 
-func (s *accessSet) has(action string) bool {
+func (s *ordered[T]) list() []T { return slices.Clip(s.out) }
+
+type (
+	accessSet = ordered[Access]
+	refSet    = ordered[FuncRef]
+)
+
+// hasAction reports whether s holds an access with action.
+func hasAction(s *accessSet, action string) bool {
 	for _, a := range s.out {
 		if a.Action == action {
 			return true
@@ -317,5 +454,3 @@ func (s *accessSet) has(action string) bool {
 	}
 	return false
 }
-
-func (s *accessSet) list() []Access { return slices.Clip(s.out) }

@@ -72,11 +72,11 @@ var analyzeTests = []analyzeTest{
 	{name: "transaction_commit", sql: "COMMIT", class: ClassTransaction, accesses: acc("transaction")},
 	{name: "transaction_savepoint", sql: "SAVEPOINT s", class: ClassTransaction, accesses: acc("transaction")},
 	{name: "transaction_prepared", sql: "PREPARE TRANSACTION 'x'", class: ClassTransaction, accesses: acc("transaction")},
-	{name: "utility_set", sql: "SET work_mem = '64MB'", class: ClassUtility, accesses: acc("utility")},
+	{name: "utility_set", sql: "SET work_mem = '64MB'", class: ClassSet, accesses: acc("set")},
 	{name: "utility_show", sql: "SHOW work_mem", class: ClassUtility, accesses: acc("utility")},
 	{name: "utility_fetch", sql: "FETCH 10 FROM c", class: ClassUtility, accesses: acc("utility")},
-	{name: "utility_checkpoint", sql: "CHECKPOINT", class: ClassUtility, accesses: acc("utility")},
-	{name: "utility_reindex", sql: "REINDEX TABLE t", class: ClassUtility, accesses: acc("utility public.t")},
+	{name: "utility_checkpoint", sql: "CHECKPOINT", class: ClassMaintenance, accesses: acc("maintenance")},
+	{name: "utility_reindex", sql: "REINDEX TABLE t", class: ClassMaintenance, accesses: acc("maintenance public.t")},
 	{name: "unparsed", sql: "SELECT * FROM", class: ClassUnparsed, accesses: acc("unparsed")},
 	{name: "unparsed_garbage", sql: "hello world", class: ClassUnparsed, accesses: acc("unparsed")},
 	{name: "unparsed_grammar_check", sql: "CREATE TABLE x (a float(60))", class: ClassUnparsed, accesses: acc("unparsed")},
@@ -132,18 +132,18 @@ var analyzeTests = []analyzeTest{
 		flags: []string{FlagCopyToFile}, accesses: acc("copy public.t", "select public.t")},
 	{name: "copy_from_file", sql: "COPY t FROM '/etc/passwd'", class: ClassCopy,
 		flags: []string{FlagCopyFromFile}, accesses: acc("copy public.t", "insert public.t")},
-	{name: "set_role", sql: "SET ROLE admin", class: ClassUtility, flags: []string{FlagSetRole}, accesses: acc("utility")},
-	{name: "set_local_role", sql: "SET LOCAL ROLE admin", class: ClassUtility, flags: []string{FlagSetRole}, accesses: acc("utility")},
-	{name: "set_role_string", sql: "SET ROLE 'admin'", class: ClassUtility, flags: []string{FlagSetRole}, accesses: acc("utility")},
-	{name: "reset_role", sql: "RESET ROLE", class: ClassUtility, flags: []string{FlagSetRole}, accesses: acc("utility")},
-	{name: "set_session_authorization", sql: "SET SESSION AUTHORIZATION bob", class: ClassUtility,
-		flags: []string{FlagSetRole}, accesses: acc("utility")},
+	{name: "set_role", sql: "SET ROLE admin", class: ClassSet, flags: []string{FlagSetRole}, accesses: acc("set")},
+	{name: "set_local_role", sql: "SET LOCAL ROLE admin", class: ClassSet, flags: []string{FlagSetRole}, accesses: acc("set")},
+	{name: "set_role_string", sql: "SET ROLE 'admin'", class: ClassSet, flags: []string{FlagSetRole}, accesses: acc("set")},
+	{name: "reset_role", sql: "RESET ROLE", class: ClassSet, flags: []string{FlagSetRole}, accesses: acc("set")},
+	{name: "set_session_authorization", sql: "SET SESSION AUTHORIZATION bob", class: ClassSet,
+		flags: []string{FlagSetRole}, accesses: acc("set")},
 	{name: "discard_all", sql: "DISCARD ALL", class: ClassUtility, flags: []string{FlagSetRole}, accesses: acc("utility")},
 	{name: "set_config", sql: "SELECT set_config('role', 'admin', false)", class: ClassSelect,
 		flags: []string{FlagRiskyFunction, FlagSetConfig}, accesses: acc("select")},
-	{name: "search_path", sql: "SET search_path = hr, public", class: ClassUtility,
-		flags: []string{FlagSearchPath}, accesses: acc("utility")},
-	{name: "set_schema", sql: "SET SCHEMA 'hr'", class: ClassUtility, flags: []string{FlagSearchPath}, accesses: acc("utility")},
+	{name: "search_path", sql: "SET search_path = hr, public", class: ClassSet,
+		flags: []string{FlagSearchPath}, accesses: acc("set")},
+	{name: "set_schema", sql: "SET SCHEMA 'hr'", class: ClassSet, flags: []string{FlagSearchPath}, accesses: acc("set")},
 	{name: "alter_system", sql: "ALTER SYSTEM SET work_mem = '1GB'", class: ClassDDL,
 		flags: []string{FlagAlterSystem}, accesses: acc("ddl")},
 	{name: "drop_table", sql: "DROP TABLE a, s.b CASCADE", class: ClassDDL,
@@ -171,7 +171,7 @@ var analyzeTests = []analyzeTest{
 	{name: "create_procedure", sql: "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'", class: ClassDDL,
 		flags: []string{FlagCreateFunction}, accesses: acc("ddl")},
 	{name: "do_block", sql: "DO $$ BEGIN PERFORM 1; END $$", class: ClassDDL, flags: []string{FlagDoBlock}, accesses: acc("ddl")},
-	{name: "call", sql: "CALL p(1)", class: ClassUtility, flags: []string{FlagCall}, accesses: acc("utility")},
+	{name: "call", sql: "CALL p(1)", class: ClassCall, flags: []string{FlagCall}, accesses: acc("call")},
 	{name: "explain", sql: "EXPLAIN SELECT * FROM t", class: ClassSelect, flags: []string{FlagExplain},
 		accesses: acc("select public.t")},
 	{name: "explain_delete_plan_only", sql: "EXPLAIN DELETE FROM t WHERE id = 1", class: ClassDelete,
@@ -188,15 +188,15 @@ var analyzeTests = []analyzeTest{
 	{name: "explain_execute", sql: "EXPLAIN EXECUTE p(1)", class: ClassUtility,
 		flags: []string{FlagExecutePrepared, FlagExplain}, accesses: acc("utility")},
 	{name: "deallocate", sql: "DEALLOCATE p", class: ClassUtility, accesses: acc("utility")},
-	{name: "listen", sql: "LISTEN ch", class: ClassUtility, flags: []string{FlagListen}, accesses: acc("utility")},
-	{name: "unlisten", sql: "UNLISTEN *", class: ClassUtility, flags: []string{FlagListen}, accesses: acc("utility")},
-	{name: "notify", sql: "NOTIFY ch, 'x'", class: ClassUtility, flags: []string{FlagNotify}, accesses: acc("utility")},
+	{name: "listen", sql: "LISTEN ch", class: ClassListen, flags: []string{FlagListen}, accesses: acc("listen")},
+	{name: "unlisten", sql: "UNLISTEN *", class: ClassListen, flags: []string{FlagListen}, accesses: acc("listen")},
+	{name: "notify", sql: "NOTIFY ch, 'x'", class: ClassNotify, flags: []string{FlagNotify}, accesses: acc("notify")},
 	{name: "pg_notify", sql: "SELECT pg_notify('ch', 'x')", class: ClassSelect, flags: []string{FlagNotify}, accesses: acc("select")},
-	{name: "vacuum", sql: "VACUUM (FULL) t", class: ClassUtility, flags: []string{FlagVacuum}, accesses: acc("utility public.t")},
-	{name: "analyze", sql: "ANALYZE t", class: ClassUtility, flags: []string{FlagVacuum}, accesses: acc("utility public.t")},
-	{name: "vacuum_all", sql: "VACUUM", class: ClassUtility, flags: []string{FlagVacuum}, accesses: acc("utility")},
-	{name: "lock", sql: "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", class: ClassUtility,
-		flags: []string{FlagLock}, accesses: acc("utility public.t")},
+	{name: "vacuum", sql: "VACUUM (FULL) t", class: ClassMaintenance, flags: []string{FlagVacuum}, accesses: acc("maintenance public.t")},
+	{name: "analyze", sql: "ANALYZE t", class: ClassMaintenance, flags: []string{FlagVacuum}, accesses: acc("maintenance public.t")},
+	{name: "vacuum_all", sql: "VACUUM", class: ClassMaintenance, flags: []string{FlagVacuum}, accesses: acc("maintenance")},
+	{name: "lock", sql: "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", class: ClassLock,
+		flags: []string{FlagLock}, accesses: acc("lock public.t")},
 
 	// Statements hidden in CTEs, subqueries and function arguments.
 	{name: "cte_delete", sql: "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", class: ClassDelete,
@@ -346,7 +346,7 @@ func TestStatements(t *testing.T) {
 	}{
 		{ClassTransaction, nil},
 		{ClassInsert, nil},
-		{ClassUtility, []string{FlagSetRole}},
+		{ClassSet, []string{FlagSetRole}},
 		{ClassTransaction, nil},
 	}
 	if len(a.Statements) != len(want) {
@@ -438,5 +438,114 @@ func TestRiskyFunctions(t *testing.T) {
 				t.Errorf("isRisky(%q) = %v, want %v", tt.name, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSessionEffects checks what statements do to the session that the
+// engine must track: prepared statements, settings, read-write requests,
+// calls and operators.
+func TestSessionEffects(t *testing.T) {
+	tests := []struct {
+		name, sql      string
+		executes       []string
+		prepares       string
+		deallocates    string
+		deallocatesAll bool
+		settings       []string
+		flags          []string // must be present
+		calls, ops     []FuncRef
+	}{
+		{name: "execute", sql: "EXECUTE s2(1)", executes: []string{"s2"}},
+		{name: "explain_analyze_execute", sql: "EXPLAIN ANALYZE EXECUTE S2", executes: []string{"s2"}},
+		{name: "ctas_execute", sql: "CREATE TABLE x AS EXECUTE s2", executes: []string{"s2"}},
+		{name: "prepare", sql: "PREPARE P1 AS DELETE FROM t WHERE id = $1", prepares: "p1"},
+		{name: "prepare_quoted", sql: `PREPARE "P1" AS SELECT 1`, prepares: "P1"},
+		{name: "deallocate", sql: "DEALLOCATE PREPARE foo", deallocates: "foo"},
+		{name: "deallocate_all", sql: "DEALLOCATE ALL", deallocatesAll: true},
+		{name: "discard_all", sql: "DISCARD ALL", deallocatesAll: true, settings: []string{"all"}},
+		{name: "set_scs", sql: "SET standard_conforming_strings = off", settings: []string{"standard_conforming_strings"}, flags: []string{FlagLexical}},
+		{name: "set_quoted_upper", sql: `SET "STANDARD_CONFORMING_STRINGS" TO 'off'`, settings: []string{"standard_conforming_strings"}, flags: []string{FlagLexical}},
+		{name: "set_names", sql: "SET NAMES 'SJIS'", settings: []string{"client_encoding"}, flags: []string{FlagLexical}},
+		{name: "reset_encoding", sql: "RESET client_encoding", settings: []string{"client_encoding"}, flags: []string{FlagLexical}},
+		{name: "backslash_quote", sql: "SET LOCAL backslash_quote = on", settings: []string{"backslash_quote"}, flags: []string{FlagLexical}},
+		{name: "reset_all", sql: "RESET ALL", settings: []string{"all"}},
+		{name: "set_log", sql: "SET log_statement = 'none'; SET session_replication_role = replica", settings: []string{"log_statement", "session_replication_role"}},
+		{name: "begin_rw", sql: "BEGIN READ WRITE", flags: []string{FlagReadWrite}},
+		{name: "start_rw", sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE", flags: []string{FlagReadWrite}},
+		{name: "set_tx_rw", sql: "SET TRANSACTION READ WRITE", flags: []string{FlagReadWrite}},
+		{name: "session_rw", sql: "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", flags: []string{FlagReadWrite}},
+		{name: "set_dtro", sql: "SET default_transaction_read_only = on", settings: []string{"default_transaction_read_only"}, flags: []string{FlagReadWrite}},
+		{name: "reset_tro", sql: "RESET transaction_read_only", settings: []string{"transaction_read_only"}, flags: []string{FlagReadWrite}},
+		{name: "calls", sql: "SELECT evil_delete(), public.f(1), pg_catalog.now(), lower(x) FROM t",
+			calls: []FuncRef{{Name: "evil_delete"}, {Schema: "public", Name: "f"}, {Schema: "pg_catalog", Name: "now"}, {Name: "lower"}}},
+		{name: "call_proc", sql: "CALL s.evil_proc()", calls: []FuncRef{{Schema: "s", Name: "evil_proc"}}},
+		{name: "operators", sql: "SELECT a ### b, a OPERATOR(public.##) b, x BETWEEN 1 AND 2 FROM t WHERE c = ANY (SELECT d FROM u) ORDER BY a USING ~<~",
+			ops: []FuncRef{{Name: "###"}, {Schema: "public", Name: "##"}, {Name: ">="}, {Name: "<="}, {Name: "="}, {Name: "~<~"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := Analyze(tt.sql)
+			if a.Class == ClassUnparsed {
+				t.Fatalf("unparsed: %v", a.Err)
+			}
+			var exec []string
+			var prep, dealloc string
+			var all bool
+			for _, st := range a.Statements {
+				exec = append(exec, st.Executes...)
+				prep += st.Prepares
+				dealloc += st.Deallocates
+				all = all || st.DeallocatesAll
+			}
+			if !slices.Equal(exec, tt.executes) || prep != tt.prepares || dealloc != tt.deallocates || all != tt.deallocatesAll {
+				t.Errorf("executes %q prepares %q deallocates %q all %v; want %q %q %q %v", exec, prep, dealloc, all, tt.executes, tt.prepares, tt.deallocates, tt.deallocatesAll)
+			}
+			if !slices.Equal(a.Settings, tt.settings) {
+				t.Errorf("settings %q, want %q", a.Settings, tt.settings)
+			}
+			for _, f := range tt.flags {
+				if !a.HasFlag(f) {
+					t.Errorf("flags %q, want %q among them", a.Flags, f)
+				}
+			}
+			if tt.calls != nil && !slices.Equal(a.Calls, tt.calls) {
+				t.Errorf("calls %v, want %v", a.Calls, tt.calls)
+			}
+			if tt.ops != nil && !slices.Equal(a.Operators, tt.ops) {
+				t.Errorf("operators %v, want %v", a.Operators, tt.ops)
+			}
+		})
+	}
+}
+
+func TestCommentsScrubbed(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT 1 /* card 4111111111111111 */ FROM t -- tail 4111111111111111\n",
+		"SELECT 1 /* nested /* 4111111111111111 */ still */",
+		"SELECT '--not a comment', 1 -- 4111111111111111",
+	} {
+		a := Analyze(sql)
+		if strings.Contains(a.Normalized, "4111") || !a.HasFlag(FlagComment) {
+			t.Errorf("%q: normalized %q flags %q", sql, a.Normalized, a.Flags)
+		}
+	}
+	if a := Analyze("SELECT '--x'"); a.HasFlag(FlagComment) {
+		t.Errorf("a literal was taken for a comment: %q", a.Flags)
+	}
+}
+
+func TestRobust(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT 1":                true,
+		"SELECT 'a', E'b', $$c$$": true,
+		`SELECT '\' AS a -- '`:    false,
+		"SELECT 'Á'":              false,
+		"SELECT '\xc3\x81\\'":     false,
+		"SELECT 1 /* ü */":        false,
+		`SELECT "a\b"`:            false,
+	} {
+		if got := Robust(sql); got != want {
+			t.Errorf("Robust(%q) = %v, want %v", sql, got, want)
+		}
 	}
 }

@@ -227,6 +227,12 @@ func shapeCorpus() []string {
 		"COPY t TO '/tmp/out' WITH (FORMAT csv, HEADER 1)",
 		"EXPLAIN (ANALYZE 1, COSTS 0) DELETE FROM t WHERE id = 1",
 		"SET ROLE 'admin'",
+		"SET standard_conforming_strings = 'off'",
+		"SET transaction_read_only = 'off'",
+		"BEGIN READ WRITE ISOLATION LEVEL SERIALIZABLE",
+		"PREPARE q (int) AS SELECT * FROM t WHERE a = $1 AND b = 'x'",
+		"EXPLAIN ANALYZE EXECUTE q(1, 'x')",
+		"SELECT a || 'x', b @@ 'q', c BETWEEN 1 AND 2, d LIKE 'x%' FROM t ORDER BY a USING <",
 		"SET work_mem = 64",
 		"SET statement_timeout = '5s'",
 		"CREATE TABLE x (a varchar(10), b numeric(10, 2), c int DEFAULT 5 CHECK (c > 0))",
@@ -364,6 +370,7 @@ func diffAnalysis(a, b *Analysis) string {
 		{"functions", a.Functions, b.Functions}, {"flags", a.Flags, b.Flags},
 		{"accesses", a.Accesses, b.Accesses}, {"fingerprint", a.Fingerprint, b.Fingerprint},
 		{"normalized", a.Normalized, b.Normalized}, {"statements", a.Statements, b.Statements},
+		{"calls", a.Calls, b.Calls}, {"operators", a.Operators, b.Operators}, {"settings", a.Settings, b.Settings},
 	}
 	for _, f := range fields {
 		if fmt.Sprint(f.x) != fmt.Sprint(f.y) {

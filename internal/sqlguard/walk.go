@@ -21,6 +21,10 @@ type walker struct {
 	functions set
 	flags     set
 	acc       accessSet
+	calls     refSet
+	ops       refSet
+	settings  set
+	prep      preparedEffects
 	scope     *scope
 	// createSchema is the schema of an enclosing CREATE SCHEMA, where
 	// unqualified elements are created.
@@ -39,6 +43,15 @@ type scope struct {
 // name) and the table it is, "" for a subquery, function or CTE.
 type rel struct{ name, table string }
 
+// preparedEffects is what a statement does to the session's prepared
+// statements.
+type preparedEffects struct {
+	executes       []string
+	prepares       string
+	deallocates    string
+	deallocatesAll bool
+}
+
 func analyzeStmt(n *pg.Node) Statement {
 	w := &walker{}
 	w.visit(n, ClassSelect)
@@ -52,17 +65,24 @@ func analyzeStmt(n *pg.Node) Statement {
 	// Every statement needs its own action decided, even when it touches no
 	// table (SELECT 1) or only tables of another action (COPY (SELECT …)).
 	for _, c := range []Class{kind, w.class} {
-		if c != "" && !w.acc.has(c.Action()) {
+		if c != "" && !hasAction(&w.acc, c.Action()) {
 			w.acc.add(Access{Action: c.Action()})
 		}
 	}
 	return Statement{
-		Class:     w.class,
-		Tables:    w.tables.sorted(),
-		Columns:   w.columns.sorted(),
-		Functions: w.functions.sorted(),
-		Flags:     w.flags.sorted(),
-		Accesses:  w.acc.list(),
+		Class:          w.class,
+		Tables:         w.tables.sorted(),
+		Columns:        w.columns.sorted(),
+		Functions:      w.functions.sorted(),
+		Flags:          w.flags.sorted(),
+		Accesses:       w.acc.list(),
+		Calls:          w.calls.list(),
+		Operators:      w.ops.list(),
+		Settings:       w.settings.sorted(),
+		Executes:       slices.Clip(w.prep.executes),
+		Prepares:       w.prep.prepares,
+		Deallocates:    w.prep.deallocates,
+		DeallocatesAll: w.prep.deallocatesAll,
 	}
 }
 
@@ -170,6 +190,33 @@ func (w *walker) visit(m proto.Message, act Class) {
 	case *pg.FuncCall:
 		w.funcCall(x.Funcname)
 		w.children(x, act)
+	case *pg.A_Expr:
+		w.operator(x)
+		w.children(x, act)
+	case *pg.SubLink:
+		w.operatorName(x.OperName)
+		w.children(x, act)
+	case *pg.SortBy:
+		w.operatorName(x.UseOp)
+		w.children(x, act)
+	case *pg.ExecuteStmt:
+		w.raise(ClassUtility)
+		w.flag(FlagExecutePrepared)
+		w.prep.executes = append(w.prep.executes, x.Name)
+		w.children(x, ClassSelect)
+	case *pg.DeallocateStmt:
+		w.raise(ClassUtility)
+		if x.Isall {
+			w.prep.deallocatesAll = true
+		} else {
+			w.prep.deallocates = x.Name
+		}
+	case *pg.TransactionStmt:
+		w.raise(ClassTransaction)
+		if readWriteOption(x.Options) {
+			w.flag(FlagReadWrite)
+		}
+		w.children(x, ClassTransaction)
 	case *pg.SelectStmt:
 		w.selectStmt(x)
 	case *pg.InsertStmt:
@@ -195,6 +242,7 @@ func (w *walker) visit(m proto.Message, act Class) {
 		w.visit(x.Query, ClassSelect)
 	case *pg.PrepareStmt:
 		w.flag(FlagPrepare)
+		w.prep.prepares = x.Name
 		w.visit(x.Query, ClassSelect)
 	case *pg.DeclareCursorStmt:
 		w.visit(x.Query, ClassSelect)
@@ -267,20 +315,26 @@ func (w *walker) visit(m proto.Message, act Class) {
 		w.funcCall(x.Funcname)
 		w.children(x, ClassDDL)
 	case *pg.VariableSetStmt:
-		w.raise(varSetClass(x))
-		switch x.Name {
-		case "role", "session_authorization":
-			w.flag(FlagSetRole)
-		case "search_path":
-			w.flag(FlagSearchPath)
+		c := varSetClass(x)
+		w.raise(c)
+		if c == ClassTransaction {
+			// SET TRANSACTION … / SET SESSION CHARACTERISTICS AS TRANSACTION …
+			if readWriteOption(x.Args) {
+				w.flag(FlagReadWrite)
+			}
+		} else {
+			w.setting(x)
 		}
-		w.children(x, ClassUtility)
+		w.children(x, c)
 	case *pg.DiscardStmt:
 		w.raise(ClassUtility)
 		if x.Target == pg.DiscardMode_DISCARD_ALL {
-			// DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT
-			// (PostgreSQL docs, sql-discard): it undoes a SET ROLE.
+			// DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT,
+			// RESET ALL and DEALLOCATE ALL (PostgreSQL docs, sql-discard):
+			// it undoes a SET ROLE and drops every prepared statement.
 			w.flag(FlagSetRole)
+			w.prep.deallocatesAll = true
+			w.settings.add("all")
 		}
 	default:
 		c, ok := stmtClass(m)
@@ -296,13 +350,57 @@ func (w *walker) visit(m proto.Message, act Class) {
 }
 
 // varSetClass is transaction for SET TRANSACTION … and SET SESSION
-// CHARACTERISTICS AS TRANSACTION …, utility for other SET and RESET.
+// CHARACTERISTICS AS TRANSACTION …, set for other SET and RESET.
 func varSetClass(s *pg.VariableSetStmt) Class {
 	switch s.Name {
 	case "TRANSACTION", "TRANSACTION SNAPSHOT", "SESSION CHARACTERISTICS":
 		return ClassTransaction
 	}
-	return ClassUtility
+	return ClassSet
+}
+
+// LexicalSettings change how the server reads SQL text: the gateway can
+// analyse a statement only if it reads it the same way (docs/security.md).
+var LexicalSettings = []string{"client_encoding", "standard_conforming_strings", "backslash_quote"}
+
+// setting records what a SET or RESET changes. Setting names are
+// case-insensitive in PostgreSQL (SET "DateStyle" and SET datestyle are
+// one), so they are lower-cased; the analysis never looks at the value,
+// which is a literal the cache may share between statements.
+func (w *walker) setting(x *pg.VariableSetStmt) {
+	name := strings.ToLower(x.Name)
+	if x.Kind == pg.VariableSetKind_VAR_RESET_ALL {
+		name = "all"
+	}
+	w.settings.add(name)
+	switch name {
+	case "role", "session_authorization":
+		w.flag(FlagSetRole)
+	case "search_path":
+		w.flag(FlagSearchPath)
+	case "transaction_read_only", "default_transaction_read_only":
+		w.flag(FlagReadWrite)
+	}
+	if slices.Contains(LexicalSettings, name) {
+		w.flag(FlagLexical)
+	}
+}
+
+// readWriteOption reports whether transaction options ask for READ WRITE:
+// the grammar writes READ WRITE as transaction_read_only = 0, from keywords
+// (never from a literal, so the cache cannot share it with READ ONLY).
+func readWriteOption(opts []*pg.Node) bool {
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d == nil || d.Defname != "transaction_read_only" {
+			continue
+		}
+		c := d.Arg.GetAConst()
+		if c == nil || c.GetIval().GetIval() == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func grantFlag(isGrant bool) string {
@@ -359,11 +457,23 @@ func stmtClass(m proto.Message) (Class, bool) {
 		// (PostgreSQL logs it as ALL): class it with the statements that
 		// change the schema rather than with SET and SHOW.
 		return ClassDDL, true
-	case *pg.VariableSetStmt, *pg.VariableShowStmt, *pg.ExecuteStmt, *pg.DeallocateStmt,
-		*pg.CallStmt, *pg.ListenStmt, *pg.UnlistenStmt, *pg.NotifyStmt,
-		*pg.LoadStmt, *pg.VacuumStmt, *pg.CheckPointStmt, *pg.DiscardStmt, *pg.LockStmt,
-		*pg.ReindexStmt, *pg.ClosePortalStmt, *pg.FetchStmt:
+	case *pg.VariableSetStmt:
+		return varSetClass(m.(*pg.VariableSetStmt)), true
+	case *pg.VariableShowStmt, *pg.ExecuteStmt, *pg.DeallocateStmt, *pg.DiscardStmt,
+		*pg.ClosePortalStmt, *pg.FetchStmt:
 		return ClassUtility, true
+	case *pg.CallStmt:
+		return ClassCall, true
+	case *pg.ListenStmt, *pg.UnlistenStmt:
+		return ClassListen, true
+	case *pg.NotifyStmt:
+		return ClassNotify, true
+	case *pg.LockStmt:
+		return ClassLock, true
+	case *pg.VacuumStmt, *pg.ReindexStmt, *pg.ClusterStmt, *pg.CheckPointStmt:
+		return ClassMaintenance, true
+	case *pg.LoadStmt:
+		return ClassLoad, true
 	case *pg.RawStmt, *pg.ReturnStmt, *pg.PLAssignStmt, *pg.SetOperationStmt,
 		*pg.ExplainStmt, *pg.PrepareStmt, *pg.DeclareCursorStmt:
 		return "", false // wrappers and parts of other statements
@@ -796,6 +906,7 @@ func (w *walker) funcCall(name []*pg.Node) {
 		return
 	}
 	w.functions.add(strings.Join(parts, "."))
+	w.calls.add(nameRef(name))
 	last := name[len(name)-1].GetString_().GetSval()
 	if isRisky(last) {
 		w.flag(FlagRiskyFunction)
@@ -805,6 +916,37 @@ func (w *walker) funcCall(name []*pg.Node) {
 		w.flag(FlagSetConfig)
 	case "pg_notify":
 		w.flag(FlagNotify)
+	}
+}
+
+// nameRef is a [catalog.][schema.]name list as a FuncRef.
+func nameRef(name []*pg.Node) FuncRef {
+	var f FuncRef
+	if n := len(name); n > 0 {
+		f.Name = name[n-1].GetString_().GetSval()
+		if n > 1 {
+			f.Schema = name[n-2].GetString_().GetSval()
+		}
+	}
+	return f
+}
+
+// operator records the operators an expression uses. BETWEEN is written
+// with its keyword but compares with >= and <=; IN with = (or <>).
+func (w *walker) operator(x *pg.A_Expr) {
+	switch x.Kind {
+	case pg.A_Expr_Kind_AEXPR_BETWEEN, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		w.ops.add(FuncRef{Name: ">="})
+		w.ops.add(FuncRef{Name: "<="})
+		return
+	}
+	w.operatorName(x.Name)
+}
+
+func (w *walker) operatorName(name []*pg.Node) {
+	if len(name) > 0 {
+		w.ops.add(nameRef(name))
 	}
 }
 

@@ -27,9 +27,12 @@ type Agent struct {
 // AgentConn is a connection an agent serves, as the gateway knows it: no
 // address, no credential.
 type AgentConn struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Database string `json:"database,omitempty"`
+	Name              string   `json:"name"`
+	Type              string   `json:"type"`
+	Database          string   `json:"database,omitempty"`
+	Databases         []string `json:"databases,omitempty"`
+	ReadOnly          bool     `json:"read_only,omitempty"`
+	ReadOnlyFunctions []string `json:"read_only_functions,omitempty"`
 }
 
 // Revoked reports whether the agent has been cut off.

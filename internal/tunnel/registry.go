@@ -67,13 +67,13 @@ func (r *Registry) Remember(conns []ConnInfo) {
 	}
 }
 
-// Lookup reports whether a connection of type typ is known, and its
-// default database.
-func (r *Registry) Lookup(name, typ string) (database string, ok bool) {
+// Lookup reports whether a connection of type typ is known, and what its
+// agent announced of it.
+func (r *Registry) Lookup(name, typ string) (ConnInfo, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.known[name]
-	return c.Database, ok && c.Type == typ
+	return c, ok && c.Type == typ
 }
 
 // Connections lists the known connections of type typ (served now or

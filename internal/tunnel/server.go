@@ -357,7 +357,7 @@ func (s *Server) seen(ctx context.Context, a *agentSession) {
 	var conns []store.AgentConn
 	for _, n := range slices.Sorted(maps.Keys(a.conns)) {
 		c := a.conns[n]
-		conns = append(conns, store.AgentConn{Name: c.Name, Type: c.Type, Database: c.Database})
+		conns = append(conns, c)
 	}
 	err := s.Store.AgentSeen(ctx, store.AgentSeen{Name: a.name, Version: a.version, Connections: conns,
 		Time: time.Unix(0, a.lastBeat.Load()), CertExpires: a.certExpires})

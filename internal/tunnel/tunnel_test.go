@@ -213,8 +213,8 @@ func TestDialThroughTunnel(t *testing.T) {
 	s, _, _ := newServer(t)
 	runClient(t, localClient(s, "a", &fakeDialer{name: "a"}))
 	waitAgents(t, s.Registry, 1)
-	if db, ok := s.Registry.Lookup("pg", "postgres"); !ok || db != "app" {
-		t.Fatalf("lookup pg = %q %v", db, ok)
+	if c, ok := s.Registry.Lookup("pg", "postgres"); !ok || c.Database != "app" {
+		t.Fatalf("lookup pg = %+v %v", c, ok)
 	}
 	if _, ok := s.Registry.Lookup("pg", "mysql"); ok {
 		t.Fatal("pg found as mysql")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/agent"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 // Everything on a tunnel that is not relayed bytes is a frame: a 4-byte
@@ -83,11 +84,7 @@ type enrollResponse struct {
 
 // ConnInfo is what an agent tells the gateway about one connection it
 // serves: never an address or a credential.
-type ConnInfo struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Database string `json:"database,omitempty"`
-}
+type ConnInfo = store.AgentConn
 
 // Control frame types, on the first stream the agent opens.
 const (

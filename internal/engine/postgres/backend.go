@@ -39,9 +39,22 @@ func (s *session) backend(ctx context.Context) error {
 		}
 		out := body // what the client gets, unless replaced
 		forward := true
+		if x := s.head(); x != nil && x.injected {
+			// The gateway's own query: nobody else is owed its answers.
+			if forward, err = s.onInjected(typ, body); err != nil {
+				return err
+			}
+			if !forward {
+				goto deliver
+			}
+		}
 		switch typ {
+		case 'S': // ParameterStatus
+			if err := s.onParameterStatus(body); err != nil {
+				return err
+			}
 		case '1', '2', '3': // ParseComplete, BindComplete, CloseComplete
-			x := s.pop()
+			x := s.popConfirm(typ)
 			if typ == '2' && x != nil && x.kind == 'B' {
 				s.bindComplete(x)
 			}
@@ -107,6 +120,9 @@ func (s *session) backend(ctx context.Context) error {
 				if typ == 'C' && x.rec != nil {
 					x.rec.Rows += commandRows(body)
 				}
+				if typ == 'C' {
+					s.completed(x)
+				}
 				if x.kind == 'E' {
 					s.pop()
 					s.finish(x, "")
@@ -117,14 +133,8 @@ func (s *session) backend(ctx context.Context) error {
 			out = s.onUpstreamError(body)
 			s.be.plan, s.be.planFor = nil, nil
 		case 'Z':
-			for {
-				x := s.pop()
-				if x == nil || x.kind == 'Q' || x.kind == 'S' {
-					if x != nil {
-						s.finish(x, "")
-					}
-					break
-				}
+			for _, x := range s.readyForQuery(body) {
+				s.finish(x, "")
 			}
 			s.be.plan, s.be.planFor = nil, nil
 		case 'd': // CopyData from a COPY ... TO STDOUT
@@ -145,6 +155,7 @@ func (s *session) backend(ctx context.Context) error {
 				return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: binary COPY TO is not allowed while results are masked; use text or csv format"}
 			}
 		}
+	deliver:
 		s.cwMu.Lock()
 		if forward {
 			if err := writeFrame(s.cw, typ, out); err != nil {
@@ -160,6 +171,93 @@ func (s *session) backend(ctx context.Context) error {
 		}
 		s.cwMu.Unlock()
 	}
+}
+
+// popConfirm pops the expectation a ParseComplete, BindComplete or
+// CloseComplete answers and, in the same critical section, applies what
+// it confirms to the model of prepared statements, so the frontend never
+// sees the one without the other.
+func (s *session) popConfirm(typ byte) *expect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.popLocked()
+	switch {
+	case x == nil:
+	case typ == '1' && x.kind == 'P' && x.def != nil:
+		s.defs[x.name] = x.def
+	case typ == '3' && x.kind == 'C' && x.describe == 'S':
+		delete(s.defs, x.name)
+	}
+	return x
+}
+
+// completed applies what a CommandComplete confirms: the effects of the
+// simple-query statement it ends (counted) or of the Execute, and a
+// possibly changed schema.
+func (s *session) completed(x *expect) {
+	s.mu.Lock()
+	switch x.kind {
+	case 'Q':
+		var now []stmtEffect
+		for _, ef := range x.effects {
+			if ef.stmt == x.ccSeen {
+				now = append(now, ef)
+			}
+		}
+		s.applyEffects(now)
+		x.ccSeen++
+	case 'E':
+		s.applyEffects(x.effects)
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	if x.schema {
+		s.invalidateCatalog()
+	}
+}
+
+// readyForQuery ends a simple query or an extended batch: it pops through
+// the Query or Sync answered, and returns what it popped. A simple query
+// has destroyed the unnamed statement; the settings the server reported
+// just before are now the session's.
+func (s *session) readyForQuery(body []byte) []*expect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*expect
+	for {
+		x := s.popLocked()
+		if x == nil {
+			break
+		}
+		out = append(out, x)
+		if x.kind == 'Q' {
+			delete(s.defs, "")
+		}
+		if x.kind == 'Q' || x.kind == 'S' {
+			break
+		}
+	}
+	s.lex.ranSinceRFQ = false
+	if len(body) > 0 {
+		s.txStatus = body[0]
+	}
+	s.broadcastLocked()
+	return out
+}
+
+// onInjected handles an answer to the gateway's own query (readonly.go):
+// only ParameterStatus reaches the client; an error ends the session, the
+// read-only state being unknown.
+func (s *session) onInjected(typ byte, body []byte) (forward bool, err error) {
+	switch typ {
+	case 'S':
+		return true, nil
+	case 'E':
+		return false, &fatal{code: codeInsufficientPrivilege, msg: "gatehouse: could not set the session's read-only mode; the session has ended"}
+	case 'Z':
+		s.readyForQuery(body)
+	}
+	return false, nil
 }
 
 func cloneFields(fs []pgproto3.FieldDescription) []pgproto3.FieldDescription {
@@ -215,6 +313,13 @@ func (s *session) onUpstreamError(body []byte) []byte {
 	var d *denial
 	var dropped []*expect
 	if x := s.head(); x != nil && x.kind != 'Q' && x.kind != 'S' {
+		if x.kind == 'P' && x.name == "" {
+			// A failed Parse of the unnamed statement has already
+			// destroyed the previous one (exec_parse_message).
+			s.mu.Lock()
+			delete(s.defs, "")
+			s.mu.Unlock()
+		}
 		dropped = s.skipToSync()
 	} else if x != nil && x.rec != nil {
 		x.rec.Error = errorCode(body)

@@ -15,29 +15,38 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlguard"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // frontState is what the frontend goroutine knows about the client's
-// prepared statements and portals.
+// portals and batches. What prepared statements mean is the session's
+// model (session.defs and the queue; prepared.go).
 type frontState struct {
 	// described: the client has described this statement (since its last
 	// Parse), so the backend knows its columns.
 	described map[string]bool
 	// portalDescribed: the client described this portal.
 	portalDescribed map[string]bool
-	// portalStmt: the statement each portal was bound from.
-	portalStmt map[string]string
-	// stmts: the analysis of each prepared statement, for recording.
-	stmts map[string]*sqlguard.Analysis
-	// portalParams: each portal's parameters, masked, for recording.
-	portalParams map[string][]string
-	// held: prepared statements that run only after an approval.
-	held map[string]*gateway.Hold
-	seq  uint64
+	// portal: what each portal was bound from.
+	portal map[string]*portalInfo
+	// inBatch: extended-protocol messages were sent since the last Sync or
+	// simple query, so an error now makes the upstream skip to the Sync.
+	inBatch bool
+	seq     uint64
+}
+
+// portalInfo is what a Bind made a portal from.
+type portalInfo struct {
+	def *stmtDef
+	// params are the portal's parameters, masked, for recording.
+	params []string
+	// executes are what the statement's EXECUTEs meant at Bind, rechecked
+	// at each Execute.
+	executes []*stmtDef
 }
 
 func newFrontState() *frontState {
-	return &frontState{described: map[string]bool{}, portalDescribed: map[string]bool{}, portalStmt: map[string]string{}, stmts: map[string]*sqlguard.Analysis{}, portalParams: map[string][]string{}, held: map[string]*gateway.Hold{}}
+	return &frontState{described: map[string]bool{}, portalDescribed: map[string]bool{}, portal: map[string]*portalInfo{}}
 }
 
 // frontend reads client messages, governs the ones that carry SQL and
@@ -51,19 +60,26 @@ func (s *session) frontend(ctx context.Context) error {
 		switch typ {
 		case 'Q':
 			err = s.onQuery(ctx, body)
+			s.fe.inBatch = false
 		case 'P':
 			err = s.onParse(ctx, body)
+			s.fe.inBatch = true
 		case 'B':
 			err = s.onBind(ctx, body)
+			s.fe.inBatch = true
 		case 'D':
-			err = s.onDescribe(body)
+			err = s.onDescribe(ctx, body)
+			s.fe.inBatch = true
 		case 'E':
 			err = s.onExecute(body)
+			s.fe.inBatch = true
 		case 'C':
-			err = s.onClose(body)
+			err = s.onClose(ctx, body)
+			s.fe.inBatch = true
 		case 'S':
 			s.push(&expect{kind: 'S'})
 			err = writeFrame(s.uw, typ, body)
+			s.fe.inBatch = false
 		case 'H', 'd', 'c', 'f':
 			// Flush and COPY data: COPY was decided when its statement was.
 			err = writeFrame(s.uw, typ, body)
@@ -90,58 +106,20 @@ func (s *session) frontend(ctx context.Context) error {
 	}
 }
 
-// govern analyses sql and asks the pipeline. A nil denial means allowed;
-// hold, when set, means allowed only once a human approves.
-func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlguard.Analysis, *denial, *stmtRecord, *gateway.Hold, error) {
-	a := s.e.opts.Analyzer.Analyze(sql)
-	req := gateway.Request{
-		Context: map[string]any{
-			"class":   string(a.Class),
-			"tables":  a.Tables,
-			"columns": a.Columns,
-			"flags":   a.Flags,
-		},
-		CacheKey:   a,
-		Generation: s.e.opts.Analyzer.Generation(),
-	}
-	for _, acc := range a.Accesses {
-		if acc.Table == "" {
-			req.Accesses = append(req.Accesses, gateway.Access{Action: acc.Action, ResourceType: policy.Connection, ResourceID: s.gs.Connection})
-		} else {
-			req.Accesses = append(req.Accesses, gateway.Access{Action: acc.Action, ResourceType: policy.Table, ResourceID: s.gs.Connection + "/" + acc.Table})
-		}
-	}
-	if len(req.Accesses) == 0 {
-		req.Accesses = []gateway.Access{{Action: "sql:" + string(a.Class), ResourceType: policy.Connection, ResourceID: s.gs.Connection}}
-	}
-	req.Audit.Details = map[string]string{"statement": a.Normalized, "fingerprint": a.Fingerprint, "class": string(a.Class)}
-	if len(a.Flags) > 0 {
-		req.Audit.Details["flags"] = strings.Join(a.Flags, ",")
-	}
-	if extended {
-		req.Audit.Details["protocol"] = "extended"
-	}
-	v, err := s.e.opts.Pipeline.Authorize(ctx, s.gs, req)
-	if err != nil {
-		// The audit log cannot take the event: nothing runs unlogged.
-		return a, &denial{marker: s.marker(), reason: "gatehouse: statement refused: the audit log is unavailable", code: codeCannotConnectNow}, nil, nil, nil
-	}
-	rec := s.newRecord(a, v)
-	if v.Allow {
-		return a, nil, rec, v.Hold, nil
-	}
-	return a, &denial{marker: s.marker(), reason: "gatehouse: " + v.Reason, code: codeInsufficientPrivilege}, rec, nil, nil
-}
-
 // await holds a statement for approval, telling the client the approval id
-// first. It returns a denial when the statement must not run.
-func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analysis, fingerprint string) *denial {
+// first. text is the exact text that runs and params its parameters: the
+// approval binds both. It returns a denial when the statement must not run.
+func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analysis, text string, params []byte) *denial {
+	if err := s.uw.Flush(); err != nil { // what came before runs while we wait
+		return s.deny(codeConnectionFailure, "gatehouse: upstream write failed")
+	}
 	// Stop waiting if the client goes away meanwhile; the request stays
 	// pending for a retry.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := s.watchClient(cancel)
 	defer stop()
+	fingerprint := gateway.Fingerprint(s.gs.Connection, a.Normalized, []byte(text), params)
 	out, err := s.e.opts.Pipeline.AwaitApproval(ctx, s.gs, h, a.Normalized, fingerprint, func(ap *approval.Approval) {
 		msg := fmt.Sprintf("gatehouse: approval required: %s (policy %q, reviewers %q, %d needed); waiting up to %s",
 			ap.ID, ap.Policy, ap.Group, ap.Required, ap.Expires.Sub(ap.Created).Round(time.Second))
@@ -149,10 +127,10 @@ func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analys
 		s.writeClient('N', noticeMessage(msg, hint))
 	})
 	if err != nil {
-		return &denial{marker: s.marker(), reason: "gatehouse: approval unavailable: " + err.Error(), code: codeCannotConnectNow}
+		return s.deny(codeCannotConnectNow, "gatehouse: approval unavailable: "+err.Error())
 	}
 	if !out.Approved {
-		return &denial{marker: s.marker(), reason: "gatehouse: " + out.Reason, code: codeInsufficientPrivilege}
+		return s.deny(codeInsufficientPrivilege, "gatehouse: "+out.Reason)
 	}
 	return nil
 }
@@ -192,32 +170,157 @@ func (s *session) marker() string {
 	return "gatehouse_denied_" + hex.EncodeToString(b[:])
 }
 
+// precheck refuses, before parsing, a text beyond the analysis limits or
+// one the server might read differently than the analysis would.
+func (s *session) precheck(ctx context.Context, sql string) *denial {
+	if d := s.checkSize(sql); d != nil {
+		return d
+	}
+	return s.lexicalGate(ctx, sql)
+}
+
 func (s *session) onQuery(ctx context.Context, body []byte) error {
 	sql, _, ok := cstring(body)
 	if !ok {
 		return protocolError("malformed Query message")
 	}
-	// A simple query replaces the unnamed statement and portal.
+	// A simple query replaces the unnamed portal and destroys the unnamed
+	// statement.
 	delete(s.fe.described, "")
 	delete(s.fe.portalDescribed, "")
-	delete(s.fe.stmts, "")
-	a, d, rec, hold, err := s.govern(ctx, sql, false)
-	if err != nil {
-		return err
+	delete(s.fe.portal, "")
+	x := &expect{kind: 'Q'}
+	x.deny = s.precheck(ctx, sql)
+	var a *sqlguard.Analysis
+	if x.deny == nil {
+		a, x.deny = s.analyze(ctx, sql)
 	}
-	if hold != nil {
-		// A simple query's literals are in its text: the text binds it.
-		d = s.await(ctx, hold, a, gateway.Fingerprint(s.gs.Connection, a.Normalized, []byte(sql)))
-		if d != nil && rec != nil {
-			rec.Decision, rec.Reason = "deny", d.reason
+	if x.deny == nil {
+		var dec decision
+		dec, x.effects = s.decideQuery(ctx, sql, a)
+		x.deny, x.rec, x.schema = dec.deny, dec.rec, changesSchema(a)
+		if x.deny == nil {
+			if err := s.adjustWall(dec.writes); err != nil {
+				return err
+			}
 		}
 	}
-	x := &expect{kind: 'Q', deny: d, rec: rec}
 	s.push(x)
-	if d != nil {
-		return writeFrame(s.uw, 'Q', append([]byte(d.marker), 0))
+	if x.deny != nil {
+		if x.rec != nil {
+			x.rec.Decision, x.rec.Reason = "deny", x.deny.reason
+		}
+		x.effects = nil
+		return writeFrame(s.uw, 'Q', append([]byte(x.deny.marker), 0))
 	}
 	return writeFrame(s.uw, 'Q', body)
+}
+
+// changesSchema reports whether a's statements may create or change
+// functions and operators, so the function catalog must be reread.
+func changesSchema(a *sqlguard.Analysis) bool {
+	return a != nil && (a.Class == sqlguard.ClassDDL || a.Class == sqlguard.ClassDCL || a.Class == sqlguard.ClassCall)
+}
+
+// decideQuery governs a simple query: the text itself, and each prepared
+// statement its EXECUTEs run, decided as that statement. It returns what
+// the query's PREPAREs and DEALLOCATEs do to the prepared statements.
+func (s *session) decideQuery(ctx context.Context, sql string, a *sqlguard.Analysis) (decision, []stmtEffect) {
+	dec := s.decide(ctx, a, false, false)
+	if dec.deny != nil {
+		return dec, nil
+	}
+	effects, execs, d := s.queryEffects(sql, a)
+	if d != nil {
+		dec.deny = d
+		return dec, nil
+	}
+	holdText := sql
+	for _, def := range execs {
+		sub := s.decide(ctx, def.a, false, false)
+		if sub.deny != nil {
+			dec.deny = sub.deny
+			return dec, nil
+		}
+		dec.writes = dec.writes || sub.writes
+		if sub.hold != nil && dec.hold == nil {
+			dec.hold = sub.hold
+		}
+		holdText += "\x00" + def.text
+	}
+	if dec.hold != nil {
+		// A simple query's literals are in its text, and the text of
+		// what its EXECUTEs run is in the definitions: together they
+		// bind the approval.
+		dec.deny = s.await(ctx, dec.hold, a, holdText, nil)
+	}
+	return dec, effects
+}
+
+// queryEffects resolves the EXECUTEs of a simple query, statement by
+// statement (a PREPARE earlier in the same text counts), and lists what
+// its PREPAREs and DEALLOCATEs will do once each statement completes.
+func (s *session) queryEffects(sql string, a *sqlguard.Analysis) (effects []stmtEffect, execs []*stmtDef, d *denial) {
+	var texts []string
+	for i, st := range a.Statements {
+		for _, name := range st.Executes {
+			s.mu.Lock()
+			o := s.resolveLocked(name, effects)
+			s.mu.Unlock()
+			switch {
+			case o.undefined():
+				return nil, nil, s.undefinedStatement(name)
+			case o.anyHeld():
+				return nil, nil, s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: prepared statement %q is held for approval and runs only through Bind", name))
+			}
+			for _, def := range o.defs {
+				if def != nil {
+					execs = append(execs, def)
+				}
+			}
+		}
+		switch {
+		case st.Prepares != "":
+			if texts == nil {
+				texts = splitStatements(sql, len(a.Statements))
+			}
+			def := &stmtDef{text: texts[i], a: statementAnalysis(a, i), upstream: st.Prepares}
+			effects = append(effects, stmtEffect{kind: 'p', name: st.Prepares, def: def, stmt: i})
+		case st.Deallocates != "":
+			effects = append(effects, stmtEffect{kind: 'd', name: st.Deallocates, stmt: i})
+		case st.DeallocatesAll:
+			effects = append(effects, stmtEffect{kind: 'a', stmt: i})
+		}
+	}
+	return effects, execs, nil
+}
+
+// splitStatements cuts sql into its n statements with the parser's own
+// boundaries; where that fails (it cannot, for text that parsed), the
+// whole text stands for each.
+func splitStatements(sql string, n int) []string {
+	parts, err := pg_query.SplitWithParser(sql, true)
+	if err != nil || len(parts) != n {
+		parts = make([]string, n)
+		for i := range parts {
+			parts[i] = sql
+		}
+	}
+	return parts
+}
+
+// statementAnalysis is the analysis of statement i of a, as if it had
+// been sent alone (for a PREPARE in a multi-statement query).
+func statementAnalysis(a *sqlguard.Analysis, i int) *sqlguard.Analysis {
+	if len(a.Statements) == 1 {
+		return a
+	}
+	st := a.Statements[i]
+	return &sqlguard.Analysis{
+		Class: st.Class, Statements: a.Statements[i : i+1 : i+1], Tables: st.Tables, Columns: st.Columns,
+		Functions: st.Functions, Flags: st.Flags, Accesses: st.Accesses, Calls: st.Calls, Operators: st.Operators,
+		Settings: st.Settings, Normalized: a.Normalized, Fingerprint: a.Fingerprint,
+	}
 }
 
 func (s *session) onParse(ctx context.Context, body []byte) error {
@@ -225,36 +328,101 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Parse message")
 	}
-	sql, _, ok := cstring(rest)
+	sql, types, ok := cstring(rest)
 	if !ok {
 		return protocolError("malformed Parse message")
 	}
-	a, d, rec, hold, err := s.govern(ctx, sql, true)
-	if err != nil {
-		return err
+	x := &expect{kind: 'P', name: name}
+	if strings.HasPrefix(name, privatePrefix) {
+		x.deny = s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: prepared statement names starting with %q are reserved", privatePrefix))
 	}
-	// Parameters arrive with Bind: a held statement is prepared now and
-	// held at each Bind, where its exact values are known.
-	if hold != nil {
-		s.fe.held[name] = hold
-	} else {
-		delete(s.fe.held, name)
+	if x.deny == nil {
+		x.deny = s.precheck(ctx, sql)
+	}
+	var a *sqlguard.Analysis
+	if x.deny == nil {
+		a, x.deny = s.analyze(ctx, sql)
+	}
+	var dec decision
+	if x.deny == nil {
+		// A Parse runs nothing; its executions are decided, audited and
+		// held at each Bind. It is decided now so that what would be
+		// denied is never prepared.
+		dec = s.decide(ctx, a, true, true)
+		x.deny, x.rec = dec.deny, dec.rec
+	}
+	if x.deny == nil && name != "" {
+		if d, err := s.checkParseName(ctx, name, dec.hold != nil); err != nil {
+			return err
+		} else if d != nil {
+			x.deny = d
+		}
 	}
 	s.fe.described[name] = false
-	if d == nil {
-		rec = nil // executions are recorded one by one
+	upstream := name
+	if x.deny == nil {
+		x.def = &stmtDef{text: sql, a: a, upstream: name}
+		if dec.hold != nil {
+			// Held: prepared under a name only the gateway knows, so
+			// nothing but an approved Bind can run it.
+			x.def.held, x.def.upstream = true, privateName()
+			upstream = x.def.upstream
+		}
+		x.rec = nil // executions are recorded one by one
+		if err := s.adjustWall(dec.writes); err != nil {
+			return err
+		}
 	}
-	x := &expect{kind: 'P', name: name, deny: d, rec: rec}
 	s.push(x)
-	if d != nil {
-		delete(s.fe.stmts, name)
+	if x.deny != nil {
 		sub := append([]byte(name), 0)
-		sub = append(sub, d.marker...)
+		sub = append(sub, x.deny.marker...)
 		sub = append(sub, 0, 0, 0) // no parameter types
 		return writeFrame(s.uw, 'P', sub)
 	}
-	s.fe.stmts[name] = a
+	if upstream != name {
+		msg := append([]byte(upstream), 0)
+		msg = append(msg, sql...)
+		msg = append(msg, 0)
+		msg = append(msg, types...)
+		return writeFrame(s.uw, 'P', msg)
+	}
 	return writeFrame(s.uw, 'P', body)
+}
+
+// checkParseName decides a named Parse against what the name means now.
+// The upstream refuses a name in use (42P05) by itself, except where the
+// name's statement is held under a private name: there the gateway
+// answers as the server would. A held Parse of a name in use is refused
+// the same way, since it would not reach the server under that name.
+func (s *session) checkParseName(ctx context.Context, name string, held bool) (*denial, error) {
+	o, err := s.resolveSettled(ctx, name, held)
+	if err != nil {
+		return nil, err
+	}
+	if o.undefined() {
+		return nil, nil
+	}
+	if held || o.anyHeld() {
+		return s.duplicateStatement(name), nil
+	}
+	return nil, nil
+}
+
+// resolveSettled resolves name, waiting while the answer is ambiguous and
+// mustSettle (or a held statement is among the outcomes): the upstream
+// name to use depends on which outcome holds.
+func (s *session) resolveSettled(ctx context.Context, name string, mustSettle bool) (outcome, error) {
+	deadline := time.Now().Add(lexicalWait)
+	for {
+		o := s.resolve(name)
+		if !o.ambiguous() || !mustSettle && !o.anyHeld() {
+			return o, nil
+		}
+		if err := s.waitChange(ctx, deadline); err != nil {
+			return o, fmt.Errorf("waiting for prepared statement %q: %w", name, err)
+		}
+	}
 }
 
 func (s *session) onBind(ctx context.Context, body []byte) error {
@@ -262,30 +430,86 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	if err != nil {
 		return protocolError("malformed Bind message: %v", err)
 	}
-	s.fe.portalStmt[b.portal] = b.stmt
+	x := &expect{kind: 'B', name: b.portal, stmt: b.stmt, formats: b.resultFormats}
 	// The backend derives the portal's columns from the statement's
 	// description only if that description answered before this Bind.
 	s.fe.portalDescribed[b.portal] = s.fe.described[b.stmt]
-	s.fe.portalParams[b.portal] = s.bindParams(b)
-	x := &expect{kind: 'B', name: b.portal, stmt: b.stmt, formats: b.resultFormats}
-	if hold := s.fe.held[b.stmt]; hold != nil {
-		if err := s.uw.Flush(); err != nil { // what came before runs while we wait
-			return err
-		}
-		a := s.fe.stmts[b.stmt]
-		// The values bind it, not the portal's or statement's name.
-		if d := s.await(ctx, hold, a, gateway.Fingerprint(s.gs.Connection, a.Normalized, b.values)); d != nil {
-			// Bind to a statement that does not exist: the upstream fails
-			// this Bind, naming the marker, and skips to Sync.
-			x.deny = d
-			s.push(x)
-			sub := append([]byte{0}, d.marker...)
-			sub = append(sub, 0, 0, 0, 0, 0, 0, 0)
-			return writeFrame(s.uw, 'B', sub)
+	delete(s.fe.portal, b.portal)
+	var pi *portalInfo
+	upstream := b.stmt
+	if strings.HasPrefix(b.stmt, privatePrefix) {
+		x.deny = s.undefinedStatement(b.stmt)
+	} else {
+		o, err := s.resolveSettled(ctx, b.stmt, false)
+		if err != nil {
+			x.deny = s.deny(codeFeatureNotSupported, "gatehouse: "+err.Error())
+		} else if pi, upstream, x.deny = s.decideBind(ctx, b, o); x.deny == nil {
+			s.fe.portal[b.portal] = pi
 		}
 	}
 	s.push(x)
+	if x.deny != nil {
+		// Bind to a statement that does not exist: the upstream fails
+		// this Bind, naming the marker, and skips to Sync.
+		sub := append([]byte{0}, x.deny.marker...)
+		sub = append(sub, 0, 0, 0, 0, 0, 0, 0)
+		return writeFrame(s.uw, 'B', sub)
+	}
+	if upstream != b.stmt {
+		msg := append([]byte(b.portal), 0)
+		msg = append(msg, upstream...)
+		msg = append(msg, 0)
+		msg = append(msg, b.values...)
+		return writeFrame(s.uw, 'B', msg)
+	}
 	return writeFrame(s.uw, 'B', body)
+}
+
+// decideBind decides one execution of a prepared statement: every
+// statement the name may mean must be allowed, with the parameters bound,
+// and a held one waits for an approval of exactly its text and values.
+func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portalInfo, string, *denial) {
+	if o.undefined() {
+		return nil, "", s.undefinedStatement(b.stmt)
+	}
+	pi := &portalInfo{params: s.bindParams(b)}
+	upstream := b.stmt
+	for _, def := range o.defs {
+		if def == nil {
+			continue // the upstream fails the Bind itself
+		}
+		pi.def, upstream = def, def.upstream
+		dec := s.decide(ctx, def.a, true, false)
+		if dec.deny != nil {
+			return nil, "", dec.deny
+		}
+		for _, st := range def.a.Statements {
+			for _, name := range st.Executes {
+				eo := s.resolve(name)
+				if eo.undefined() || eo.anyHeld() || eo.ambiguous() {
+					return nil, "", s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: EXECUTE %s: the prepared statement is undefined, held, or being redefined", name))
+				}
+				sub := s.decide(ctx, eo.single().a, true, false)
+				if sub.deny != nil {
+					return nil, "", sub.deny
+				}
+				if sub.hold != nil && dec.hold == nil {
+					dec.hold = sub.hold
+				}
+				pi.executes = append(pi.executes, eo.single())
+			}
+		}
+		if dec.hold != nil {
+			text := def.text
+			for _, e := range pi.executes {
+				text += "\x00" + e.text
+			}
+			if d := s.await(ctx, dec.hold, def.a, text, b.values); d != nil {
+				return nil, "", d
+			}
+		}
+	}
+	return pi, upstream, nil
 }
 
 // bindMsg is a Bind message split into its parts (slices of the message).
@@ -363,7 +587,7 @@ func readInt16(b []byte) (int16, []byte, error) {
 	return int16(binary.BigEndian.Uint16(b)), b[2:], nil
 }
 
-func (s *session) onDescribe(body []byte) error {
+func (s *session) onDescribe(ctx context.Context, body []byte) error {
 	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
 		return protocolError("malformed Describe message")
 	}
@@ -371,19 +595,60 @@ func (s *session) onDescribe(body []byte) error {
 	if !ok {
 		return protocolError("malformed Describe message")
 	}
+	x := &expect{kind: 'D', describe: body[0], name: name}
 	if body[0] == 'S' {
 		s.fe.described[name] = true
+		upstream, d, err := s.upstreamName(ctx, name)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			x.deny = d
+			s.push(x)
+			return writeFrame(s.uw, 'D', append(append([]byte{'S'}, d.marker...), 0))
+		}
+		if upstream != name {
+			s.push(x)
+			return writeFrame(s.uw, 'D', append(append([]byte{'S'}, upstream...), 0))
+		}
 	} else {
 		s.fe.portalDescribed[name] = true
 	}
-	s.push(&expect{kind: 'D', describe: body[0], name: name})
+	s.push(x)
 	return writeFrame(s.uw, 'D', body)
+}
+
+// upstreamName is the name the upstream knows a client's statement by.
+func (s *session) upstreamName(ctx context.Context, name string) (string, *denial, error) {
+	if strings.HasPrefix(name, privatePrefix) {
+		return "", s.undefinedStatement(name), nil
+	}
+	o, err := s.resolveSettled(ctx, name, false)
+	if err != nil {
+		return "", nil, err
+	}
+	if d := o.single(); d != nil {
+		return d.upstream, nil, nil
+	}
+	return name, nil, nil
 }
 
 func (s *session) onExecute(body []byte) error {
 	portal, _, ok := cstring(body)
 	if !ok {
 		return protocolError("malformed Execute message")
+	}
+	pi := s.fe.portal[portal]
+	x := &expect{kind: 'E', name: portal}
+	if pi != nil && pi.def != nil {
+		x.rec = s.newExecRecord(pi.def.a, pi.params)
+		x.schema = changesSchema(pi.def.a)
+		if d := s.recheckExecutes(pi); d != nil {
+			x.deny = d
+			s.push(x)
+			return writeFrame(s.uw, 'E', append(append([]byte(d.marker), 0), 0, 0, 0, 0))
+		}
+		x.effects = portalEffects(pi.def)
 	}
 	// The backend must know the columns of every result it masks; when the
 	// client described neither the portal nor its statement, ask upstream
@@ -397,15 +662,45 @@ func (s *session) onExecute(body []byte) error {
 		}
 		s.fe.portalDescribed[portal] = true
 	}
-	x := &expect{kind: 'E', name: portal}
-	if a := s.fe.stmts[s.fe.portalStmt[portal]]; a != nil {
-		x.rec = s.newExecRecord(a, s.fe.portalParams[portal])
-	}
 	s.push(x)
 	return writeFrame(s.uw, 'E', body)
 }
 
-func (s *session) onClose(body []byte) error {
+// recheckExecutes refuses an Execute whose statement's EXECUTEs would now
+// run something other than what its Bind decided.
+func (s *session) recheckExecutes(pi *portalInfo) *denial {
+	i := 0
+	for _, st := range pi.def.a.Statements {
+		for _, name := range st.Executes {
+			o := s.resolve(name)
+			if o.ambiguous() || i >= len(pi.executes) || o.single() != pi.executes[i] {
+				return s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: EXECUTE %s: the prepared statement changed since the portal was bound", name))
+			}
+			i++
+		}
+	}
+	return nil
+}
+
+// portalEffects is what executing a statement made by Parse does to the
+// prepared statements (a Parse of PREPARE or DEALLOCATE).
+func portalEffects(def *stmtDef) []stmtEffect {
+	if len(def.a.Statements) != 1 {
+		return nil
+	}
+	st := def.a.Statements[0]
+	switch {
+	case st.Prepares != "":
+		return []stmtEffect{{kind: 'p', name: st.Prepares, def: &stmtDef{text: def.text, a: def.a, upstream: st.Prepares}}}
+	case st.Deallocates != "":
+		return []stmtEffect{{kind: 'd', name: st.Deallocates}}
+	case st.DeallocatesAll:
+		return []stmtEffect{{kind: 'a'}}
+	}
+	return nil
+}
+
+func (s *session) onClose(ctx context.Context, body []byte) error {
 	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
 		return protocolError("malformed Close message")
 	}
@@ -413,17 +708,25 @@ func (s *session) onClose(body []byte) error {
 	if !ok {
 		return protocolError("malformed Close message")
 	}
-	if body[0] == 'S' {
-		delete(s.fe.described, name)
-		delete(s.fe.stmts, name)
-		delete(s.fe.held, name)
-	} else {
+	x := &expect{kind: 'C', describe: body[0], name: name}
+	if body[0] == 'P' {
 		delete(s.fe.portalDescribed, name)
-		delete(s.fe.portalStmt, name)
-		delete(s.fe.portalParams, name)
+		delete(s.fe.portal, name)
+		s.push(x)
+		return writeFrame(s.uw, 'C', body)
 	}
-	s.push(&expect{kind: 'C', describe: body[0], name: name})
-	return writeFrame(s.uw, 'C', body)
+	delete(s.fe.described, name)
+	upstream, d, err := s.upstreamName(ctx, name)
+	if err != nil {
+		return err
+	}
+	s.push(x)
+	if d != nil {
+		// Closing a statement that does not exist is not an error: the
+		// client gets its CloseComplete and nothing is closed.
+		upstream = d.marker
+	}
+	return writeFrame(s.uw, 'C', append(append([]byte{'S'}, upstream...), 0))
 }
 
 // onFunctionCall governs the fast-path interface, which calls a function
@@ -442,7 +745,7 @@ func (s *session) onFunctionCall(ctx context.Context) error {
 	}
 	// Even when allowed, the call is not forwarded: its arguments cannot be
 	// inspected, so the substitute error stands.
-	d := &denial{marker: s.marker(), reason: reason, code: codeInsufficientPrivilege}
+	d := s.deny(codeInsufficientPrivilege, reason)
 	s.push(&expect{kind: 'Q', deny: d})
 	return writeFrame(s.uw, 'Q', append([]byte(d.marker), 0))
 }

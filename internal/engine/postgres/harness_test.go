@@ -33,6 +33,7 @@ type harness struct {
 	password string
 	dir      string
 	cfgPath  string // the config on disk, for CLI commands
+	evil     string // a role name attacks try to create (attacks_test.go)
 }
 
 type harnessOpts struct {
@@ -45,6 +46,11 @@ type harnessOpts struct {
 	// the audit log and reports it.
 	brokenStore bool
 	extraConfig string // appended to the YAML
+	// superuser makes the upstream role a superuser: the over-privileged
+	// service account agents are handed today, which the attack tests use.
+	superuser bool
+	// connExtra is appended to the pg connection's YAML entry (indented).
+	connExtra string
 }
 
 func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
@@ -54,6 +60,16 @@ func randHex(n int) string { return testenv.RandHex(n) }
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	up := testenv.NewUpstream(t, "gh_app_", "")
+	if o.superuser {
+		admin, err := sql.Open("pgx", up.AdminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec("ALTER ROLE " + up.Role + " SUPERUSER"); err != nil {
+			t.Fatal(err)
+		}
+		admin.Close()
+	}
 	u, _ := url.Parse(up.URL)
 	dbName, role, password := up.DB, up.Role, up.Password
 	h := &harness{t: t, upstream: u.String(), db: dbName, password: password, dir: t.TempDir()}
@@ -84,7 +100,7 @@ connections:
     user: %s
     password: env:%s
     tls_mode: disable
-`, h.dir, freeAddr(t), h.pgAddr, policies, !o.noLoopback, map[bool]string{true: "sync", false: "group"}[o.syncAudit], u.Host, dbName, role, envName)
+%s`, h.dir, freeAddr(t), h.pgAddr, policies, !o.noLoopback, map[bool]string{true: "sync", false: "group"}[o.syncAudit], u.Host, dbName, role, envName, o.connExtra)
 	if o.maskRules != "" {
 		os.WriteFile(filepath.Join(h.dir, "mask.yaml"), []byte(o.maskRules), 0o644)
 		cfgYAML += "masking: {rules: " + filepath.Join(h.dir, "mask.yaml") + "}\n"
@@ -109,6 +125,16 @@ connections:
 		}
 	})
 	return h
+}
+
+// userToken issues a token for a human (a User principal) in groups.
+func (h *harness) userToken(user string, groups ...string) string {
+	h.t.Helper()
+	tok, _, err := h.gw.Identity.Issue(context.Background(), identity.IssueRequest{Kind: identity.KindUser, Subject: user, Groups: groups, Connections: []string{"pg"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
 }
 
 // token issues a token for an agent with the given scopes on connection pg.

@@ -42,6 +42,19 @@ type session struct {
 	fe      *frontState // frontend goroutine only
 	be      *backState  // backend goroutine only
 	catalog *catalog    // backend goroutine only; nil until first needed
+
+	target Target // the connection as configured
+	roBase bool   // read-only by its principal: the second wall applies (readonly.go)
+
+	// Guarded by mu: the session's model of the upstream, as confirmed by
+	// the upstream's answers (prepared.go, lexical.go).
+	defs     map[string]*stmtDef // prepared statements, by client name
+	lex      lexState
+	roWant   bool          // default_transaction_read_only should be on
+	txStatus byte          // from the last ReadyForQuery
+	changed  chan struct{} // closed and replaced when waiters should look again
+	waiters  int
+	ended    bool // the backend goroutine has stopped
 }
 
 // expect is one message (or simple query) whose response the backend
@@ -60,6 +73,17 @@ type expect struct {
 	// deny, when set, is the substitute's marker and the client's error.
 	deny *denial
 	rec  *stmtRecord
+	// def is what a Parse defines once the upstream confirms it.
+	def *stmtDef
+	// effects are what a simple query's statements (or an Execute) do to
+	// the prepared statements, applied as each completes.
+	effects []stmtEffect
+	ccSeen  int // CommandCompletes seen so far for a simple query
+	// schema: the statement may change functions, so the function catalog
+	// is reread once it completes.
+	schema bool
+	// injected marks a query of the gateway's own, answered to nobody.
+	injected bool
 }
 
 type denial struct {
@@ -72,6 +96,24 @@ func (s *session) push(x *expect) {
 	s.mu.Lock()
 	s.queue = append(s.queue, x)
 	s.mu.Unlock()
+}
+
+// popLocked removes the oldest expectation; s.mu is held.
+func (s *session) popLocked() *expect {
+	if len(s.queue) == 0 {
+		return nil
+	}
+	x := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	if len(s.queue) == 0 {
+		s.queue = s.queue[:0:0] // let the backing array go
+	}
+	if x.runs() {
+		s.lex.ranSinceRFQ = true
+	}
+	s.broadcastLocked()
+	return x
 }
 
 // head returns the oldest expectation, or nil.
@@ -87,28 +129,22 @@ func (s *session) head() *expect {
 func (s *session) pop() *expect {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
-		return nil
-	}
-	x := s.queue[0]
-	s.queue[0] = nil
-	s.queue = s.queue[1:]
-	if len(s.queue) == 0 {
-		s.queue = s.queue[:0:0] // let the backing array go
-	}
-	return x
+	return s.popLocked()
 }
 
 // skipToSync drops what the upstream will skip after an error in the
-// extended protocol: everything before the next Sync.
+// extended protocol: everything before the next Sync, simple queries
+// included (PostgreSQL's PostgresMain ignores every message but Sync
+// while it skips).
 func (s *session) skipToSync() []*expect {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var dropped []*expect
-	for len(s.queue) > 0 && s.queue[0].kind != 'S' && s.queue[0].kind != 'Q' {
+	for len(s.queue) > 0 && s.queue[0].kind != 'S' {
 		dropped = append(dropped, s.queue[0])
 		s.queue = s.queue[1:]
 	}
+	s.broadcastLocked()
 	return dropped
 }
 
@@ -118,7 +154,16 @@ func (s *session) skipToSync() []*expect {
 func (s *session) relay(ctx context.Context) string {
 	fe, be := make(chan error, 1), make(chan error, 1)
 	go func() { fe <- s.frontend(ctx) }()
-	go func() { be <- s.backend(ctx) }()
+	go func() {
+		err := s.backend(ctx)
+		s.mu.Lock()
+		s.ended = true
+		s.waiters++ // wake everyone: nothing will be answered any more
+		s.broadcastLocked()
+		s.waiters--
+		s.mu.Unlock()
+		be <- err
+	}()
 	wait := func(c chan error) {
 		select {
 		case <-c:
@@ -140,7 +185,10 @@ func (s *session) relay(ctx context.Context) string {
 		}
 		s.client.Close()
 	case err = <-be:
-		if errors.Is(err, agent.ErrAgentLost) {
+		var f *fatal
+		if errors.As(err, &f) {
+			s.sendFatal(f.code, f.msg)
+		} else if errors.Is(err, agent.ErrAgentLost) {
 			s.sendFatal(codeConnectionFailure, s.agentLost())
 		} else if errors.Is(err, errUpstreamEOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			s.sendFatal(codeConnectionFailure, "gatehouse: the upstream connection was lost")

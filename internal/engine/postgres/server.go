@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,21 +28,45 @@ const DefaultMaxMessage = 64 << 20
 type Options struct {
 	Pipeline *gateway.Pipeline
 	Dialer   agent.Dialer
-	// Connections reports whether a postgres connection exists and its
-	// default database.
-	Connections func(name string) (defaultDB string, ok bool)
+	// Connections reports whether a postgres connection exists, and how it
+	// is configured.
+	Connections func(name string) (Target, bool)
 	// TLS answers SSLRequest; nil refuses TLS.
 	TLS *tls.Config
 	// AllowInsecureLoopback accepts a token without TLS from loopback.
 	AllowInsecureLoopback bool
 	// MaxMessage bounds one message from the client or upstream.
 	MaxMessage int
-	Analyzer   *sqlguard.Analyzer
+	// MaxQueryBytes and MaxStatements bound the SQL text of one Query or
+	// Parse that is analysed (limits.go).
+	MaxQueryBytes int
+	MaxStatements int
+	Analyzer      *sqlguard.Analyzer
 	// Masker masks result values; nil disables masking.
 	Masker *mask.Masker
 	// Recorder receives statement records; nil disables recording.
 	Recorder Recorder
 	Logger   *slog.Logger
+}
+
+// Target is what the engine needs to know about a postgres connection.
+type Target struct {
+	// Database is the default database; Databases every database the
+	// connection serves (Database alone when empty). A client asking for
+	// another is refused.
+	Database  string
+	Databases []string
+	// ReadOnly makes every session on the connection read-only
+	// (default_transaction_read_only, readonly.go).
+	ReadOnly bool
+	// ReadOnlyFunctions are functions ("schema.name") an administrator
+	// declares read-only whatever the catalog says.
+	ReadOnlyFunctions []string
+}
+
+// Serves reports whether the connection serves database db.
+func (t Target) Serves(db string) bool {
+	return db == t.Database || slices.Contains(t.Databases, db)
 }
 
 // Engine serves the PostgreSQL protocol.
@@ -50,6 +75,9 @@ type Engine struct {
 
 	mu   sync.Mutex
 	keys map[uint32]*cancelKey // by the pid the client was given
+
+	cats       catalogs      // function catalogs, by connection and database (funcs.go)
+	parseSlots chan struct{} // large texts parsed at once (limits.go)
 
 	wg sync.WaitGroup
 }
@@ -73,7 +101,13 @@ func New(opts Options) *Engine {
 	if opts.Analyzer == nil {
 		opts.Analyzer = sqlguard.NewAnalyzer(10000)
 	}
-	return &Engine{opts: opts, keys: map[uint32]*cancelKey{}}
+	if opts.MaxQueryBytes <= 0 {
+		opts.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	if opts.MaxStatements <= 0 {
+		opts.MaxStatements = DefaultMaxStatements
+	}
+	return &Engine{opts: opts, keys: map[uint32]*cancelKey{}, parseSlots: make(chan struct{}, parseSlots)}
 }
 
 // Serve accepts clients on ln until ctx ends, then closes ln and waits for

@@ -66,17 +66,36 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: the audit log is unavailable"})
 		return
 	}
-	up, err := e.dial(ctx, connection, startup)
+	target, _ := e.opts.Connections(connection)
+	database := startup.Parameters["database"]
+	if database == "" {
+		database = target.Database
+	}
+	if !target.Serves(database) {
+		served := target.Databases
+		if len(served) == 0 {
+			served = []string{target.Database}
+		}
+		reason := fmt.Sprintf("connection %s does not serve database %q (it serves: %s)", connection, database, strings.Join(served, ", "))
+		e.auditSession(gs, audit.Event{Kind: audit.KindDecision, Action: "connect", Resource: connection, Decision: "deny", Reason: reason, Details: map[string]string{"database": database}})
+		e.refuse(conn, &fatal{code: codeInsufficientPrivilege, msg: "gatehouse: " + reason})
+		return
+	}
+	s := e.newSession(conn, gs, startup, target, database)
+	up, err := e.dial(ctx, connection, database, s.roBase, startup)
 	if err != nil {
 		e.opts.Logger.Warn("postgres upstream connect failed", "connection", connection, "session", gs.ID, "err", err)
 		e.refuse(conn, &fatal{code: codeConnectionFailure, msg: fmt.Sprintf("gatehouse: cannot connect to %s upstream", connection), hint: "the upstream refused or is unreachable; see the gateway log"})
 		return
 	}
 	defer up.Conn.Close()
+	if f := s.attach(up); f != nil {
+		e.refuse(conn, f)
+		return
+	}
 	pid, secret := e.register(connection, up)
 	defer e.unregister(pid)
 
-	s := e.newSession(conn, up, gs, startup)
 	if err := s.ready(pid, secret); err != nil {
 		return
 	}
@@ -219,19 +238,51 @@ func (e *Engine) authenticate(conn net.Conn, m *pgproto3.StartupMessage, remote 
 
 // dial connects upstream through the agent with the client's database and
 // safe runtime parameters.
-func (e *Engine) dial(ctx context.Context, connection string, m *pgproto3.StartupMessage) (*agent.PostgresConn, error) {
-	p := agent.PostgresParams{Database: m.Parameters["database"], Runtime: map[string]string{}}
+func (e *Engine) dial(ctx context.Context, connection, database string, readOnly bool, m *pgproto3.StartupMessage) (*agent.PostgresConn, error) {
+	p := agent.PostgresParams{Database: database, Runtime: map[string]string{}}
 	for k, v := range m.Parameters {
 		if passParams[k] {
 			p.Runtime[k] = v
 		}
 	}
-	// Masking and analysis work on UTF-8 text, so the session always runs
-	// in UTF-8 whatever the client asked for.
-	p.Runtime["client_encoding"] = "UTF8"
+	// The analysis reads SQL as the server does with these settings, and
+	// masking works on UTF-8 text: the session always starts with them,
+	// whatever the client, the role or the database asked for (a startup
+	// parameter overrides ALTER ROLE and ALTER DATABASE settings), and
+	// attach checks the server agreed.
+	for k, v := range pinnedParams {
+		p.Runtime[k] = v
+	}
+	if readOnly {
+		p.Runtime["default_transaction_read_only"] = "on"
+	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return e.opts.Dialer.DialPostgres(dctx, connection, p)
+}
+
+// pinnedParams are the startup settings every upstream session runs with.
+var pinnedParams = map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on"}
+
+// attach takes over the upstream connection after checking the server
+// runs the session as the analysis assumes.
+func (s *session) attach(up *agent.PostgresConn) *fatal {
+	for k, want := range pinnedParams {
+		if got := up.ParameterStatus[k]; got != want {
+			return &fatal{code: codeFeatureNotSupported, msg: fmt.Sprintf("gatehouse: the upstream started the session with %s=%q, not %q; Gatehouse cannot govern it", k, got, want)}
+		}
+	}
+	if got, ok := up.ParameterStatus["default_transaction_read_only"]; s.roBase && ok && got != "on" {
+		return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: the upstream did not start the read-only session read-only"}
+	}
+	s.up = up
+	s.ur = newFrameReader(up.Conn, s.e.opts.MaxMessage)
+	s.uw = bufio.NewWriterSize(up.Conn, 32<<10)
+	s.txStatus = up.TxStatus
+	if s.txStatus == 0 {
+		s.txStatus = 'I'
+	}
+	return nil
 }
 
 // ready completes startup: AuthenticationOk, the upstream's parameters, our
@@ -254,20 +305,20 @@ func (s *session) ready(pid uint32, secret [4]byte) error {
 	return err
 }
 
-func (e *Engine) newSession(conn net.Conn, up *agent.PostgresConn, gs *gateway.Session, m *pgproto3.StartupMessage) *session {
+func (e *Engine) newSession(conn net.Conn, gs *gateway.Session, m *pgproto3.StartupMessage, target Target, database string) *session {
 	s := &session{
-		e: e, client: conn, up: up, gs: gs,
+		e: e, client: conn, gs: gs,
 		cr:       newFrameReader(conn, e.opts.MaxMessage),
 		cw:       bufio.NewWriterSize(conn, 32<<10),
-		ur:       newFrameReader(up.Conn, e.opts.MaxMessage),
-		uw:       bufio.NewWriterSize(up.Conn, 32<<10),
-		database: m.Parameters["database"],
+		database: database,
 		fe:       newFrontState(),
 		be:       newBackState(),
+		target:   target,
+		defs:     map[string]*stmtDef{},
+		changed:  make(chan struct{}),
 	}
-	if s.database == "" {
-		s.database, _ = e.opts.Connections(gs.Connection)
-	}
+	s.roBase = s.readOnlyBase()
+	s.roWant = s.roBase
 	if e.opts.Masker != nil {
 		s.masker = e.opts.Masker.For(mask.Principal{ID: gs.PrincipalUID(), Groups: gs.Claims.Groups, ClearText: gs.ClearText})
 	}

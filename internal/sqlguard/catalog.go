@@ -1,0 +1,153 @@
+package sqlguard
+
+import "slices"
+
+// Func is one function as the server's catalog (pg_proc) describes it.
+type Func struct {
+	Schema, Name string
+	// Volatile is pg_proc.provolatile: 'i' immutable, 's' stable, 'v'
+	// volatile.
+	Volatile byte
+	// Kind is pg_proc.prokind: 'f' function, 'p' procedure, 'a' aggregate,
+	// 'w' window function.
+	Kind            byte
+	SecurityDefiner bool
+}
+
+// Catalog is what one upstream database's catalog says about the functions
+// and operators a statement can reach, for deciding which calls are reads.
+// It is built by the engine from the server (pg_proc, pg_operator) and is
+// read-only once built.
+type Catalog struct {
+	// builtin: every function name in pg_catalog, and whether every
+	// overload of it is a non-volatile function.
+	builtin map[string]bool
+	// user: functions outside pg_catalog, by name.
+	user map[string][]Func
+	// ops: operators outside pg_catalog, by name, as their implementing
+	// functions.
+	ops map[string][]Func
+	// declared: "schema.name" of functions an administrator declares
+	// read-only (config), whatever the catalog says.
+	declared map[string]bool
+}
+
+// NewCatalog builds a catalog from pg_catalog's functions, the functions
+// and operators of every other schema (operators as the function behind
+// each, keyed by operator name), and the functions an administrator
+// declares read-only ("schema.name").
+func NewCatalog(builtin, user []Func, ops map[string][]Func, declaredReadOnly []string) *Catalog {
+	c := &Catalog{builtin: map[string]bool{}, user: map[string][]Func{}, ops: ops, declared: map[string]bool{}}
+	for _, f := range builtin {
+		safe, seen := c.builtin[f.Name]
+		c.builtin[f.Name] = (safe || !seen) && f.Volatile != 'v' && f.Kind != 'p'
+	}
+	for _, f := range user {
+		c.user[f.Name] = append(c.user[f.Name], f)
+	}
+	for _, d := range declaredReadOnly {
+		c.declared[d] = true
+	}
+	return c
+}
+
+// VolatileReadOnly are pg_catalog functions marked volatile that only read
+// or compute: their results change between calls (clocks, random numbers,
+// sizes, monitoring), but they change nothing. Every other volatile
+// built-in (nextval, setval, advisory locks, pg_import_system_collations,
+// set_config, large objects, signals, …) is not a read.
+var VolatileReadOnly = []string{
+	"clock_timestamp", "timeofday", "random", "random_normal", "setseed", "gen_random_uuid",
+	"current_query", "currval", "lastval", "pg_sequence_last_value",
+	"pg_sleep", "pg_sleep_for", "pg_sleep_until",
+	"pg_database_size", "pg_relation_size", "pg_table_size", "pg_indexes_size",
+	"pg_total_relation_size", "pg_tablespace_size",
+	"pg_is_in_recovery", "pg_jit_available", "pg_blocking_pids", "pg_safe_snapshot_blocking_pids",
+	"pg_lock_status", "pg_notification_queue_usage", "pg_partition_tree", "pg_partition_ancestors",
+	"pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn",
+	"pg_last_wal_receive_lsn", "pg_last_wal_replay_lsn", "pg_last_xact_replay_timestamp",
+	"pg_is_wal_replay_paused", "pg_get_wal_replay_pause_state",
+	"pg_xact_status", "txid_status", "pg_xact_commit_timestamp", "pg_xact_commit_timestamp_origin",
+	"pg_last_committed_xact", "pg_collation_actual_version", "pg_database_collation_actual_version",
+	"pg_stat_have_stats", "pg_stat_clear_snapshot",
+	"pg_stat_get_xact_blocks_fetched", "pg_stat_get_xact_blocks_hit", "pg_stat_get_xact_function_calls",
+	"pg_stat_get_xact_function_self_time", "pg_stat_get_xact_function_total_time", "pg_stat_get_xact_numscans",
+	"pg_stat_get_xact_tuples_deleted", "pg_stat_get_xact_tuples_fetched", "pg_stat_get_xact_tuples_hot_updated",
+	"pg_stat_get_xact_tuples_inserted", "pg_stat_get_xact_tuples_returned", "pg_stat_get_xact_tuples_updated",
+	"pg_get_backend_memory_contexts",
+}
+
+// readOnlyBuiltin reports whether the pg_catalog function name is known to
+// be read-only: every overload is non-volatile, or it is listed in
+// VolatileReadOnly; and it is not a risky function.
+func (c *Catalog) readOnlyBuiltin(name string) bool {
+	if isRisky(name) {
+		return false
+	}
+	return c.builtin[name] || slices.Contains(VolatileReadOnly, name)
+}
+
+// readOnlyUser reports whether a function outside pg_catalog is taken as
+// read-only: declared so by an administrator, or an immutable or stable
+// function, aggregate or window function that does not run with its
+// owner's rights. A stable function can still call a volatile one; the
+// read-only transaction of read-scoped sessions is the second wall against
+// that (docs/security.md).
+func (c *Catalog) readOnlyUser(f Func) bool {
+	if c.declared[f.Schema+"."+f.Name] {
+		return true
+	}
+	if isRisky(f.Name) || f.SecurityDefiner || f.Kind == 'p' {
+		return false
+	}
+	return f.Volatile == 'i' || f.Volatile == 's'
+}
+
+// NotReadOnly returns the functions a's calls and operators may resolve to
+// that are not known to be read-only, schema-qualified where the catalog
+// knows the schema. An unqualified name is resolved as the server would
+// on any search path: every function of that name, in pg_catalog and in
+// every other schema, is a candidate, and each must be read-only. A name
+// the catalog does not know is returned as written: it is not known to be
+// read-only. Calling any of them is the action sql:call.
+func (c *Catalog) NotReadOnly(a *Analysis) []FuncRef {
+	var out refSet
+	for _, f := range a.Calls {
+		c.classifyCall(f, &out)
+	}
+	for _, op := range a.Operators {
+		for _, fn := range c.ops[op.Name] {
+			if (op.Schema == "" || op.Schema == fn.Schema || op.Schema == "pg_catalog") && !c.readOnlyUser(fn) {
+				out.add(FuncRef{Schema: fn.Schema, Name: fn.Name})
+			}
+		}
+	}
+	return out.list()
+}
+
+func (c *Catalog) classifyCall(f FuncRef, out *refSet) {
+	_, isBuiltin := c.builtin[f.Name]
+	known := false
+	if f.Schema == "" || f.Schema == "pg_catalog" {
+		if isBuiltin {
+			known = true
+			if !c.readOnlyBuiltin(f.Name) {
+				out.add(FuncRef{Schema: "pg_catalog", Name: f.Name})
+			}
+		}
+	}
+	if f.Schema != "pg_catalog" {
+		for _, u := range c.user[f.Name] {
+			if f.Schema != "" && u.Schema != f.Schema {
+				continue
+			}
+			known = true
+			if !c.readOnlyUser(u) {
+				out.add(FuncRef{Schema: u.Schema, Name: u.Name})
+			}
+		}
+	}
+	if !known {
+		out.add(f)
+	}
+}
