@@ -160,6 +160,13 @@ type Statement struct {
 	// anything not known to be read-only is its own action, sql:call.
 	Calls     []FuncRef
 	Operators []FuncRef
+	// Attributes are the field names of qualified column references and
+	// field selections (t.f, (x).f): PostgreSQL calls a one-argument
+	// function f(t) when t has no column f (attribute notation), so each
+	// is a possible call. Casts are the types of explicit casts, whose
+	// user-defined cast functions run.
+	Attributes []string
+	Casts      []FuncRef
 	// Settings are the run-time settings a SET or RESET changes, lower-case
 	// (setting names are case-insensitive); "all" for RESET ALL.
 	Settings []string
@@ -206,6 +213,8 @@ type Analysis struct {
 	Accesses   []Access  // union over Statements, deduplicated
 	Calls      []FuncRef // union over Statements, deduplicated
 	Operators  []FuncRef
+	Attributes []string
+	Casts      []FuncRef
 	Settings   []string // union over Statements, sorted
 	// Fingerprint is pg_query's fingerprint of Normalized: equal for
 	// statements that differ only in literal values, whitespace or the
@@ -334,7 +343,8 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 	a := &Analysis{}
 	var tables, columns, functions, flags, settings set
 	var accesses accessSet
-	var calls, ops refSet
+	var calls, ops, casts refSet
+	var attrs ordered[string]
 	reads, writes := false, false
 	for _, raw := range tree.GetStmts() {
 		st := analyzeStmt(raw.GetStmt())
@@ -355,6 +365,12 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 		}
 		for _, f := range st.Operators {
 			ops.add(f)
+		}
+		for _, f := range st.Attributes {
+			attrs.add(f)
+		}
+		for _, f := range st.Casts {
+			casts.add(f)
 		}
 		switch {
 		case st.Class.writes():
@@ -388,6 +404,7 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 	a.Accesses = accesses.list()
 	a.Settings = settings.sorted()
 	a.Calls, a.Operators = calls.list(), ops.list()
+	a.Attributes, a.Casts = attrs.list(), casts.list()
 	a.Statements = slices.Clip(a.Statements)
 	return a
 }

@@ -12,6 +12,31 @@ type Func struct {
 	// 'w' window function.
 	Kind            byte
 	SecurityDefiner bool
+	// Args and Defaults are pg_proc.pronargs and pronargdefaults: a
+	// function takes from Args-Defaults to Args arguments.
+	Args, Defaults int
+}
+
+// takesOne reports whether f can be called with one argument, as attribute
+// notation calls it.
+func (f Func) takesOne() bool { return f.Args-f.Defaults <= 1 && f.Args >= 1 }
+
+// CatalogData is what the engine reads from the server for a Catalog.
+type CatalogData struct {
+	Builtin []Func // pg_catalog's functions
+	User    []Func // every other schema's functions
+	// Operators: operators outside pg_catalog, by name, as the functions
+	// behind them. Casts: cast functions outside pg_catalog, by target
+	// type name. Views: the functions each view outside pg_catalog calls,
+	// by "schema.view" (as Analysis.Tables names it), and the views each
+	// view reads (ViewViews), so that a view over a view counts.
+	Operators map[string][]Func
+	Casts     map[string][]Func
+	Views     map[string][]Func
+	ViewViews map[string][]string
+	// DeclaredReadOnly: "schema.name" of functions an administrator
+	// declares read-only.
+	DeclaredReadOnly []string
 }
 
 // Catalog is what one upstream database's catalog says about the functions
@@ -25,31 +50,57 @@ type Catalog struct {
 	// user: functions outside pg_catalog, by name.
 	user map[string][]Func
 	// ops: operators outside pg_catalog, by name, as their implementing
-	// functions.
-	ops map[string][]Func
+	// functions; casts: cast functions by target type; views: the
+	// functions a view reaches, through other views too.
+	ops   map[string][]Func
+	casts map[string][]Func
+	views map[string][]Func
 	// declared: "schema.name" of functions an administrator declares
 	// read-only (config), whatever the catalog says.
 	declared map[string]bool
 }
 
-// NewCatalog builds a catalog from pg_catalog's functions, the functions
-// and operators of every other schema (operators as the function behind
-// each, keyed by operator name), and the functions an administrator
-// declares read-only ("schema.name").
-func NewCatalog(builtin, user []Func, ops map[string][]Func, declaredReadOnly []string) *Catalog {
-	c := &Catalog{builtin: map[string]bool{}, user: map[string][]Func{}, ops: ops, declared: map[string]bool{}}
-	for _, f := range builtin {
+// NewCatalog builds a catalog from what the server's catalog holds.
+func NewCatalog(d CatalogData) *Catalog {
+	c := &Catalog{builtin: map[string]bool{}, user: map[string][]Func{}, ops: d.Operators, casts: d.Casts,
+		views: map[string][]Func{}, declared: map[string]bool{}}
+	for _, f := range d.Builtin {
 		safe, seen := c.builtin[f.Name]
 		c.builtin[f.Name] = (safe || !seen) && f.Volatile != 'v' && f.Kind != 'p'
 	}
-	for _, f := range user {
+	for _, f := range d.User {
 		c.user[f.Name] = append(c.user[f.Name], f)
 	}
-	for _, d := range declaredReadOnly {
-		c.declared[d] = true
+	for _, n := range d.DeclaredReadOnly {
+		c.declared[n] = true
+	}
+	// A view reaches the functions of every view it reads, transitively.
+	for v := range d.Views {
+		c.views[v] = nil
+	}
+	for v := range d.ViewViews {
+		c.views[v] = nil
+	}
+	for v := range c.views {
+		seen := map[string]bool{}
+		var walk func(string)
+		walk = func(x string) {
+			if seen[x] {
+				return
+			}
+			seen[x] = true
+			c.views[v] = append(c.views[v], d.Views[x]...)
+			for _, y := range d.ViewViews[x] {
+				walk(y)
+			}
+		}
+		walk(v)
 	}
 	return c
 }
+
+// QualifiedName names schema.name as Analysis.Tables does.
+func QualifiedName(schema, name string) string { return quoteIdent(schema) + "." + quoteIdent(name) }
 
 // VolatileReadOnly are pg_catalog functions marked volatile that only read
 // or compute: their results change between calls (clocks, random numbers,
@@ -117,12 +168,41 @@ func (c *Catalog) NotReadOnly(a *Analysis) []FuncRef {
 	}
 	for _, op := range a.Operators {
 		for _, fn := range c.ops[op.Name] {
-			if (op.Schema == "" || op.Schema == fn.Schema || op.Schema == "pg_catalog") && !c.readOnlyUser(fn) {
-				out.add(FuncRef{Schema: fn.Schema, Name: fn.Name})
+			if op.Schema == "" || op.Schema == fn.Schema || op.Schema == "pg_catalog" {
+				c.classifyResolved(fn, &out)
 			}
 		}
 	}
+	for _, name := range a.Attributes {
+		for _, fn := range c.user[name] {
+			if fn.takesOne() {
+				c.classifyResolved(fn, &out)
+			}
+		}
+	}
+	for _, t := range a.Casts {
+		for _, fn := range c.casts[t.Name] {
+			c.classifyResolved(fn, &out)
+		}
+	}
+	for _, t := range a.Tables {
+		for _, fn := range c.views[t] {
+			c.classifyResolved(fn, &out)
+		}
+	}
 	return out.list()
+}
+
+// classifyResolved adds fn, a function the catalog named, unless it is
+// read-only.
+func (c *Catalog) classifyResolved(fn Func, out *refSet) {
+	ro := c.readOnlyUser(fn)
+	if fn.Schema == "pg_catalog" {
+		ro = c.readOnlyBuiltin(fn.Name)
+	}
+	if !ro {
+		out.add(FuncRef{Schema: fn.Schema, Name: fn.Name})
+	}
 }
 
 func (c *Catalog) classifyCall(f FuncRef, out *refSet) {

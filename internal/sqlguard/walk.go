@@ -23,6 +23,8 @@ type walker struct {
 	acc       accessSet
 	calls     refSet
 	ops       refSet
+	attrs     ordered[string]
+	casts     refSet
 	settings  set
 	prep      preparedEffects
 	scope     *scope
@@ -78,6 +80,8 @@ func analyzeStmt(n *pg.Node) Statement {
 		Accesses:       w.acc.list(),
 		Calls:          w.calls.list(),
 		Operators:      w.ops.list(),
+		Attributes:     w.attrs.list(),
+		Casts:          w.casts.list(),
 		Settings:       w.settings.sorted(),
 		Executes:       slices.Clip(w.prep.executes),
 		Prepares:       w.prep.prepares,
@@ -198,6 +202,18 @@ func (w *walker) visit(m proto.Message, act Class) {
 		w.children(x, act)
 	case *pg.SortBy:
 		w.operatorName(x.UseOp)
+		w.children(x, act)
+	case *pg.A_Indirection:
+		for _, n := range x.Indirection {
+			if f := n.GetString_(); f != nil {
+				w.attrs.add(f.Sval)
+			}
+		}
+		w.children(x, act)
+	case *pg.TypeCast:
+		if tn := x.TypeName; tn != nil && len(tn.Names) > 0 {
+			w.casts.add(nameRef(tn.Names))
+		}
 		w.children(x, act)
 	case *pg.ExecuteStmt:
 		w.raise(ClassUtility)
@@ -967,6 +983,8 @@ func (w *walker) columnRef(c *pg.ColumnRef) {
 	}
 	if star {
 		col = "*"
+	} else if len(quals) > 0 {
+		w.attrs.add(col) // t.f may be f(t)
 	}
 	table := ""
 	switch len(quals) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,9 +105,9 @@ func TestAttackReadScopeCannotWrite(t *testing.T) {
 			}
 		}
 	}
-	// The second wall: a view or a stable function that reaches a writer
-	// passes the analysis as a read, and the server refuses the write.
-	for _, q := range []string{"SELECT * FROM v_evil", "SELECT sneaky()"} {
+	// The second wall: a stable function that reaches a writer passes the
+	// analysis as a read, and the server refuses the write.
+	for _, q := range []string{"SELECT sneaky()", "SELECT * FROM (SELECT sneaky()) s"} {
 		_, err := c.Exec(ctx, q)
 		if pe := pgErr(err); pe == nil || pe.Code != "25006" {
 			t.Errorf("%s: %v, want the server's read-only refusal 25006", q, err)
@@ -423,5 +424,65 @@ func describe(b *strings.Builder, m pgproto3.BackendMessage) {
 		b.WriteString("ParseComplete\n")
 	case *pgproto3.ReadyForQuery:
 		b.WriteString("Ready\n")
+	}
+}
+
+// TestAttackUserSchemaShadow: the analysis names an unqualified table
+// public.<name>; with the server's default search_path a schema named
+// after the upstream role would be searched first, so a policy on
+// public.notes would decide what reads another table.
+func TestAttackUserSchemaShadow(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, extraPolicy: `
+@id("no-public-secrets") @reason("public.secrets is off limits")
+forbid (principal is Agent, action in Action::"sql", resource) when { context.tables.contains("public.secrets") };`})
+	u, _ := url.Parse(h.upstream)
+	role := u.User.Username()
+	h.exec(
+		`CREATE TABLE notes (v text)`, `INSERT INTO notes VALUES ('public')`,
+		`CREATE TABLE secrets (v text)`, `INSERT INTO secrets VALUES ('top secret')`,
+		`CREATE SCHEMA `+role, `CREATE VIEW `+role+`.notes AS SELECT v FROM public.secrets`,
+	)
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	var v string
+	if err := c.QueryRow(context.Background(), "SELECT v FROM notes").Scan(&v); err != nil || v != "public" {
+		t.Fatalf("SELECT v FROM notes = %q, %v: the server read another table than the analysis named", v, err)
+	}
+}
+
+// TestAttackHiddenCalls: functions reached without a function call in the
+// text are classified too.
+func TestAttackHiddenCalls(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	h.exec(
+		`CREATE FUNCTION evil_attr(t) RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM evil_delete(); RETURN 1; END $$`,
+		`CREATE FUNCTION evil_sfunc(int, int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM evil_delete(); RETURN 1; END $$`,
+		`CREATE AGGREGATE evil_agg(int) (sfunc = evil_sfunc, stype = int)`,
+		`CREATE TYPE evil_t AS (a int)`,
+		`CREATE FUNCTION evil_cast(text) RETURNS evil_t LANGUAGE plpgsql AS $$ BEGIN PERFORM evil_delete(); RETURN ROW(1); END $$`,
+		`CREATE CAST (text AS evil_t) WITH FUNCTION evil_cast(text)`,
+		`CREATE FUNCTION evil_op(int, int) RETURNS bool LANGUAGE plpgsql AS $$ BEGIN PERFORM evil_delete(); RETURN true; END $$`,
+		`CREATE OPERATOR ### (leftarg = int, rightarg = int, function = evil_op)`,
+		`CREATE VIEW v_outer AS SELECT * FROM v_evil`,
+	)
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	for _, q := range []string{
+		"SELECT t.evil_attr FROM t",
+		"SELECT evil_agg(id) FROM t",
+		"SELECT 'x'::text::evil_t",
+		"SELECT CAST('x'::text AS evil_t)",
+		"SELECT 1 ### 2",
+		"SELECT * FROM t WHERE id ### 1",
+		"SELECT * FROM v_evil",
+		"SELECT * FROM v_outer",
+	} {
+		_, err := c.Exec(ctx, q)
+		if pe := pgErr(err); pe == nil || pe.Code != "42501" || !strings.Contains(pe.Message, "sql:call") {
+			t.Errorf("%s: %v, want 42501 sql:call", q, err)
+		}
+	}
+	if got := h.upstreamState(t); got != untouched {
+		t.Fatalf("upstream changed: %s, want %s", got, untouched)
 	}
 }

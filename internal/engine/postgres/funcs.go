@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -40,15 +42,28 @@ type catalogs struct {
 }
 
 type catalogEntry struct {
-	mu     sync.Mutex // held while loading
-	cat    *sqlguard.Catalog
-	loaded time.Time
-	stale  bool
-	failed time.Time // last failed load, so a down upstream is not hammered
+	cur   atomic.Pointer[loadedCatalog] // read without a lock on every statement
+	stale atomic.Bool
+	mu    sync.Mutex // held while loading
+	// failed is the last failed load, so a down upstream is not hammered.
+	failed time.Time
+}
+
+type loadedCatalog struct {
+	cat *sqlguard.Catalog
+	at  time.Time
+}
+
+// fresh returns the entry's catalog if it may still be used.
+func (ent *catalogEntry) fresh(now time.Time) *sqlguard.Catalog {
+	if l := ent.cur.Load(); l != nil && !ent.stale.Load() && now.Sub(l.at) < catalogTTL {
+		return l.cat
+	}
+	return nil
 }
 
 // emptyCatalog knows no function: every call is not known to be read-only.
-var emptyCatalog = sqlguard.NewCatalog(nil, nil, nil, nil)
+var emptyCatalog = sqlguard.NewCatalog(sqlguard.CatalogData{})
 
 // catalogFor returns the function catalog of the session's database,
 // loading it when missing or stale. It never fails: without a catalog
@@ -67,23 +82,28 @@ func (s *session) catalogFor(ctx context.Context) *sqlguard.Catalog {
 	}
 	e.cats.mu.Unlock()
 
+	if cat := ent.fresh(time.Now()); cat != nil {
+		return cat
+	}
 	ent.mu.Lock()
 	defer ent.mu.Unlock()
 	now := time.Now()
-	if ent.cat != nil && !ent.stale && now.Sub(ent.loaded) < catalogTTL {
-		return ent.cat
+	if cat := ent.fresh(now); cat != nil {
+		return cat // another session loaded it meanwhile
 	}
 	if now.Sub(ent.failed) < time.Second {
 		return emptyCatalog
 	}
+	ent.stale.Store(false) // before the load: a change during it marks it stale again
 	cat, err := s.loadCatalog(ctx)
 	if err != nil {
-		ent.failed, ent.cat = now, nil
+		ent.failed = now
+		ent.cur.Store(nil)
 		s.e.opts.Logger.Warn("postgres function catalog unavailable; every function call is classified sql:call",
 			"connection", key.connection, "database", key.database, "err", err)
 		return emptyCatalog
 	}
-	ent.cat, ent.loaded, ent.stale = cat, now, false
+	ent.cur.Store(&loadedCatalog{cat: cat, at: now})
 	return cat
 }
 
@@ -95,24 +115,54 @@ func (s *session) invalidateCatalog() {
 	ent := e.cats.m[catalogKey{s.gs.Connection, s.database}]
 	e.cats.mu.Unlock()
 	if ent != nil {
-		ent.mu.Lock()
-		ent.stale = true
-		ent.mu.Unlock()
+		ent.stale.Store(true)
 	}
 }
 
-// catalogQuery reads pg_catalog's functions, the functions of every other
-// schema, and the functions behind operators outside pg_catalog, in one
-// round trip. Its text carries no client input.
-const catalogQuery = `SELECT 'b', n.nspname::text, p.proname::text, p.provolatile::text, p.prokind::text, p.prosecdef::text, ''
-  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+// catalogQuery reads, in one round trip: every function (an aggregate's
+// volatility and rights are the worst of its support functions'), the
+// functions behind operators and casts outside pg_catalog, the functions
+// each view calls and the views each view reads. Its text carries no
+// client input.
+const catalogQuery = `WITH fn AS (
+  SELECT p.oid, n.nspname::text AS nsp, p.proname::text AS name, p.prokind::text AS kind,
+         p.pronargs::text AS nargs, p.pronargdefaults::text AS ndef,
+         CASE WHEN p.prokind <> 'a' THEN p.provolatile::text
+              ELSE COALESCE((SELECT CASE WHEN bool_or(f.provolatile = 'v') THEN 'v' WHEN bool_or(f.provolatile = 's') THEN 's' ELSE 'i' END
+                   FROM pg_catalog.pg_aggregate a JOIN pg_catalog.pg_proc f
+                     ON f.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
+                                  a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
+                  WHERE a.aggfnoid = p.oid), 'v') END AS vol,
+         (p.prosecdef OR p.prokind = 'a' AND EXISTS (SELECT 1 FROM pg_catalog.pg_aggregate a JOIN pg_catalog.pg_proc f
+                     ON f.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
+                                  a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
+                  WHERE a.aggfnoid = p.oid AND f.prosecdef))::text AS secdef
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace),
+rules AS (
+  SELECT d.refobjid, d.refclassid, vn.nspname::text AS vnsp, v.relname::text AS vname
+    FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+    JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+   WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND v.relkind = 'v'
+     AND vn.nspname NOT IN ('pg_catalog', 'information_schema'))
+SELECT 'f', nsp, name, vol, kind, secdef, nargs, ndef FROM fn
 UNION ALL
-SELECT 'o', pn.nspname::text, p.proname::text, p.provolatile::text, p.prokind::text, p.prosecdef::text, o.oprname::text
-  FROM pg_catalog.pg_operator o
-  JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-  JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-  JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
- WHERE n.nspname <> 'pg_catalog'`
+SELECT 'o', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, o.oprname::text, ''
+  FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace JOIN fn ON fn.oid = o.oprcode
+ WHERE n.nspname <> 'pg_catalog'
+UNION ALL
+SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, ''
+  FROM pg_catalog.pg_cast c JOIN fn ON fn.oid = c.castfunc JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+ WHERE fn.nsp <> 'pg_catalog'
+UNION ALL
+SELECT 'v', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, rules.vnsp, rules.vname
+  FROM rules JOIN fn ON fn.oid = rules.refobjid WHERE rules.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+UNION ALL
+SELECT 'w', rules.vnsp, rules.vname, '', '', '', rn.nspname::text, rv.relname::text
+  FROM rules JOIN pg_catalog.pg_class rv ON rv.oid = rules.refobjid
+  JOIN pg_catalog.pg_namespace rn ON rn.oid = rv.relnamespace
+ WHERE rules.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND rv.relkind = 'v'`
 
 func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -125,38 +175,52 @@ func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
 	if d, ok := ctx.Deadline(); ok {
 		up.Conn.SetDeadline(d)
 	}
-	var builtin, user []sqlguard.Func
-	ops := map[string][]sqlguard.Func{}
+	d := sqlguard.CatalogData{Operators: map[string][]sqlguard.Func{}, Casts: map[string][]sqlguard.Func{},
+		Views: map[string][]sqlguard.Func{}, ViewViews: map[string][]string{}, DeclaredReadOnly: s.target.ReadOnlyFunctions}
 	rows := 0
-	err = simpleQuery(up.Conn, catalogQuery, 7, func(v []string) error {
+	err = simpleQuery(up.Conn, catalogQuery, 8, func(v []string) error {
 		if rows++; rows > maxCatalogRows {
-			return fmt.Errorf("more than %d functions", maxCatalogRows)
+			return fmt.Errorf("more than %d catalog rows", maxCatalogRows)
+		}
+		if v[0] == "w" {
+			view := sqlguard.QualifiedName(v[1], v[2])
+			d.ViewViews[view] = append(d.ViewViews[view], sqlguard.QualifiedName(v[6], v[7]))
+			return nil
 		}
 		if len(v[3]) != 1 || len(v[4]) != 1 {
 			return errors.New("catalog row: bad volatility or kind")
 		}
 		f := sqlguard.Func{Schema: v[1], Name: v[2], Volatile: v[3][0], Kind: v[4][0], SecurityDefiner: v[5] == "true"}
-		switch {
-		case v[0] == "o":
-			ops[v[6]] = append(ops[v[6]], f)
-		case f.Schema == "pg_catalog":
-			builtin = append(builtin, f)
-		default:
-			user = append(user, f)
+		switch v[0] {
+		case "f":
+			f.Args, _ = strconv.Atoi(v[6])
+			f.Defaults, _ = strconv.Atoi(v[7])
+			if f.Schema == "pg_catalog" {
+				d.Builtin = append(d.Builtin, f)
+			} else {
+				d.User = append(d.User, f)
+			}
+		case "o":
+			d.Operators[v[6]] = append(d.Operators[v[6]], f)
+		case "c":
+			d.Casts[v[6]] = append(d.Casts[v[6]], f)
+		case "v":
+			view := sqlguard.QualifiedName(v[6], v[7])
+			d.Views[view] = append(d.Views[view], f)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return sqlguard.NewCatalog(builtin, user, ops, s.target.ReadOnlyFunctions), nil
+	return sqlguard.NewCatalog(d), nil
 }
 
 // callAccesses are the sql:call accesses of a's calls that are not known
 // to be read-only, and the catalog they were classified with (nil when a
 // calls nothing).
 func (s *session) callAccesses(ctx context.Context, a *sqlguard.Analysis) ([]gateway.Access, *sqlguard.Catalog) {
-	if len(a.Calls) == 0 && len(a.Operators) == 0 {
+	if len(a.Calls) == 0 && len(a.Operators) == 0 && len(a.Attributes) == 0 && len(a.Casts) == 0 && len(a.Tables) == 0 {
 		return nil, nil
 	}
 	cat := s.catalogFor(ctx)

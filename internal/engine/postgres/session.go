@@ -262,13 +262,22 @@ func (e *Engine) dial(ctx context.Context, connection, database string, readOnly
 }
 
 // pinnedParams are the startup settings every upstream session runs with.
-var pinnedParams = map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on"}
+// search_path is pinned because the analysis names an unqualified table
+// public.<name> (docs/sql-analysis.md): with the server's default
+// "$user", public, a schema named after the upstream role would shadow
+// public's tables. It is not reported back (not GUC_REPORT before
+// PostgreSQL 18), so attach cannot check it; a startup parameter overrides
+// role and database defaults.
+var pinnedParams = map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on", "search_path": "public"}
+
+// reportedParams are the pinned parameters the server reports at startup.
+var reportedParams = []string{"client_encoding", "standard_conforming_strings"}
 
 // attach takes over the upstream connection after checking the server
 // runs the session as the analysis assumes.
 func (s *session) attach(up *agent.PostgresConn) *fatal {
-	for k, want := range pinnedParams {
-		if got := up.ParameterStatus[k]; got != want {
+	for _, k := range reportedParams {
+		if got, want := up.ParameterStatus[k], pinnedParams[k]; got != want {
 			return &fatal{code: codeFeatureNotSupported, msg: fmt.Sprintf("gatehouse: the upstream started the session with %s=%q, not %q; Gatehouse cannot govern it", k, got, want)}
 		}
 	}
