@@ -122,6 +122,9 @@ func (s *session) govern(ctx context.Context, sql string, extended bool) (*sqlgu
 		req.Audit.Details["protocol"] = "extended"
 	}
 	v, err := s.e.opts.Pipeline.Authorize(ctx, s.gs, req)
+	if f := s.tokenEnded(err); f != nil { // expiry.go: the token expired or was revoked
+		return a, nil, nil, nil, f
+	}
 	if err != nil {
 		// The audit log cannot take the event: nothing runs unlogged.
 		return a, &denial{marker: s.marker(), reason: "gatehouse: statement refused: the audit log is unavailable", code: codeCannotConnectNow}, nil, nil, nil
@@ -261,6 +264,9 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	b, err := parseBind(body)
 	if err != nil {
 		return protocolError("malformed Bind message: %v", err)
+	}
+	if f := s.recheck(); f != nil { // expiry.go: a Bind runs a statement decided earlier
+		return f
 	}
 	s.fe.portalStmt[b.portal] = b.stmt
 	// The backend derives the portal's columns from the statement's
