@@ -17,8 +17,10 @@ import (
 const GatehouseConnection = "gatehouse"
 
 // newSession opens a session for verified claims on connection.
-func newSession(c identity.Claims, connection, protocol, source string) *Session {
+// gen is the revocation generation read before the token was verified.
+func newSession(c identity.Claims, gen uint64, connection, protocol, source string) *Session {
 	s := &Session{ID: newSessionID(), Claims: c, Connection: connection, Protocol: protocol, Source: source, cache: map[any]cachedVerdict{}}
+	s.revGen.Store(gen)
 	s.uid = c.PrincipalUID()
 	s.principal = policy.Principal{Type: policy.Agent, ID: c.Subject, OnBehalfOf: c.Actor, Groups: c.Groups,
 		// The token's connection patterns are resolved here: policy sees
@@ -41,6 +43,7 @@ func newSession(c identity.Claims, connection, protocol, source string) *Session
 // connect itself. connection may be GatehouseConnection. Failures are
 // audited and wrap ErrAuth, as Authenticate's do.
 func (p *Pipeline) AuthenticateCall(ctx context.Context, token, connection, protocol, source string) (*Session, error) {
+	gen := p.Identity.RevocationGeneration()
 	c, err := p.Identity.Verify(ctx, token)
 	if err != nil {
 		p.countToken(err)
@@ -54,7 +57,7 @@ func (p *Pipeline) AuthenticateCall(ctx context.Context, token, connection, prot
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)
-	s := newSession(c, connection, protocol, source)
+	s := newSession(c, gen, connection, protocol, source)
 	if connection != GatehouseConnection {
 		conn := policy.Resource{Type: policy.Connection, ID: connection, Connection: connection}
 		s.ClearText = p.Policy.Decide(policy.Request{Principal: s.principal, Action: "clear_text", Resource: conn}).Allow

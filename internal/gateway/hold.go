@@ -99,7 +99,8 @@ type Outcome struct {
 // window) is used at once; otherwise a request is opened, onPending is
 // called with it (engines tell the client the id), and the call waits up
 // to the approval timeout. Approving one statement never lets another
-// through: the fingerprint must match exactly.
+// through: the fingerprint must match exactly. An approval is used only if
+// the session's token still holds then (Check).
 func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, statement, fingerprint string, onPending func(*approval.Approval)) (Outcome, error) {
 	if p.Approvals == nil {
 		return Outcome{Reason: "approvals are not configured"}, nil
@@ -107,6 +108,9 @@ func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, state
 	if a, err := p.Approvals.FindApproved(ctx, s.uid, fingerprint); err != nil {
 		return Outcome{}, err
 	} else if a != nil {
+		if err := p.Check(s); err != nil {
+			return Outcome{Approval: a, Reason: EndMessage(err)}, nil
+		}
 		if err := p.Approvals.Use(ctx, a); err == nil {
 			return Outcome{Approved: true, Approval: a}, nil
 		}
@@ -131,6 +135,12 @@ func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, state
 	a = decided
 	switch a.Status {
 	case approval.Approved:
+		// The wait may have outlived the token: an approval is no use to
+		// a session whose token was revoked or expired meanwhile, and is
+		// left unused.
+		if err := p.Check(s); err != nil {
+			return Outcome{Approval: a, Reason: EndMessage(err)}, nil
+		}
 		if err := p.Approvals.Use(ctx, a); err != nil {
 			return Outcome{Approval: a, Reason: fmt.Sprintf("approval %s could not be used: %v", a.ID, err)}, nil
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
@@ -62,6 +63,12 @@ type Session struct {
 	principal policy.Principal
 	uid       string
 
+	// revGen is the identity revocation generation the token was last
+	// checked at; ended, once set, is why the token no longer holds
+	// (recheck.go).
+	revGen atomic.Uint64
+	ended  atomic.Pointer[error]
+
 	mu    sync.Mutex
 	set   *policy.Set // the policy set the cached verdicts came from
 	cache map[any]cachedVerdict
@@ -86,6 +93,7 @@ func newSessionID() string {
 // session. Every failure is audited and wraps ErrAuth with a reason safe to
 // show the client (it never contains the token).
 func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol, source string) (*Session, error) {
+	gen := p.Identity.RevocationGeneration() // before Verify: see recheck.go
 	c, err := p.Identity.Verify(ctx, token)
 	if err != nil {
 		p.countToken(err)
@@ -99,7 +107,7 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)
-	s := newSession(c, connection, protocol, source)
+	s := newSession(c, gen, connection, protocol, source)
 	conn := policy.Resource{Type: policy.Connection, ID: connection, Connection: connection}
 	connReq := Request{}
 	p.withGrants(ctx, s, &connReq)
@@ -122,16 +130,6 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	}
 	s.ClearText = p.Policy.Decide(policy.Request{Principal: s.principal, Action: "clear_text", Resource: conn}).Allow
 	return s, nil
-}
-
-// Recheck verifies the session's token again (expiry, revocation), for
-// long sessions that check on each request.
-func (p *Pipeline) Recheck(ctx context.Context, s *Session, token string) error {
-	if _, err := p.Identity.Verify(ctx, token); err != nil {
-		p.countToken(err)
-		return fmt.Errorf("%w: %w", ErrAuth, err)
-	}
-	return nil
 }
 
 func (p *Pipeline) countToken(err error) {
@@ -199,11 +197,17 @@ type Verdict struct {
 	Hold *Hold
 }
 
-// Authorize decides a request: one policy decision per access, all of
-// which must allow; then the decision is audited before Authorize returns,
-// so nothing runs unlogged. It fails closed (returns an error) when the
-// audit log cannot take the event.
+// Authorize decides a request: first the session's token must still hold
+// (Check: not expired, not revoked; an error wrapping ErrAuth otherwise,
+// after which the engine ends the session), then one policy decision per
+// access, all of which must allow; then the decision is audited before
+// Authorize returns, so nothing runs unlogged. It fails closed (returns an
+// error wrapping ErrAuditUnavailable) when the audit log cannot take the
+// event.
 func (p *Pipeline) Authorize(ctx context.Context, s *Session, r Request) (Verdict, error) {
+	if err := p.Check(s); err != nil {
+		return Verdict{}, err
+	}
 	grantsVer := p.withGrants(ctx, s, &r)
 	v, cached := s.lookup(p.Policy.Set(), r, grantsVer)
 	if !cached {

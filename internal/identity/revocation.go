@@ -23,26 +23,43 @@ type RevocationStore interface {
 
 var _ RevocationStore = store.Store(nil)
 
-// revocations is the in-memory set Verify checks: a copy-on-write map from
-// jti to the time after which the entry is useless (the token has expired).
-// Entries are only added or expired, never removed early, since the store
-// has no un-revoke; that lets a refresh merge instead of replace, so it can
-// never lose a local revoke that raced it.
+// revocations is the in-memory set Verify checks: a copy-on-write snapshot
+// of a map from jti to the time after which the entry is useless (the token
+// has expired). Entries are only added or expired, never removed early,
+// since the store has no un-revoke; that lets a refresh merge instead of
+// replace, so it can never lose a local revoke that raced it.
+//
+// Each snapshot carries a generation, bumped whenever the set gains an
+// entry, so that open sessions (Recheck) look their jti up only when
+// something was revoked since they last looked, and a channel closed when
+// a later generation replaces it, so that watchers wake on a revoke
+// instead of polling.
 type revocations struct {
-	set atomic.Pointer[map[string]time.Time]
+	cur atomic.Pointer[revSnapshot]
 	mu  sync.Mutex // serializes writers
+}
+
+type revSnapshot struct {
+	set map[string]time.Time
+	gen uint64
+	// next is closed when a snapshot of a later generation replaces this
+	// one; a snapshot that only drops expired entries shares it.
+	next chan struct{}
 }
 
 func newRevocations() *revocations {
 	r := &revocations{}
-	m := map[string]time.Time{}
-	r.set.Store(&m)
+	r.cur.Store(&revSnapshot{set: map[string]time.Time{}, next: make(chan struct{})})
 	return r
 }
 
 // revoked reports whether jti is in the set and not yet expired at now.
 func (r *revocations) revoked(jti string, now time.Time) bool {
-	exp, ok := (*r.set.Load())[jti]
+	return r.cur.Load().revoked(jti, now)
+}
+
+func (sn *revSnapshot) revoked(jti string, now time.Time) bool {
+	exp, ok := sn.set[jti]
 	return ok && now.Before(exp)
 }
 
@@ -50,9 +67,9 @@ func (r *revocations) revoked(jti string, now time.Time) bool {
 func (r *revocations) merge(rs []store.Revocation, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.set.Load()
+	old := r.cur.Load()
 	changed := false
-	for _, exp := range old {
+	for _, exp := range old.set {
 		if !now.Before(exp) {
 			changed = true
 			break
@@ -60,7 +77,7 @@ func (r *revocations) merge(rs []store.Revocation, now time.Time) {
 	}
 	if !changed {
 		for _, x := range rs {
-			if exp, ok := old[x.JTI]; !ok || exp.Before(x.ExpiresAt) {
+			if exp, ok := old.set[x.JTI]; !ok || exp.Before(x.ExpiresAt) {
 				changed = true
 				break
 			}
@@ -69,20 +86,29 @@ func (r *revocations) merge(rs []store.Revocation, now time.Time) {
 	if !changed {
 		return // the common refresh: nothing new, no copy
 	}
-	m := maps.Clone(old)
+	m := maps.Clone(old.set)
 	maps.DeleteFunc(m, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+	gained := false
 	for _, x := range rs {
 		if !now.Before(x.ExpiresAt) {
 			continue
 		}
 		if exp, ok := m[x.JTI]; !ok || exp.Before(x.ExpiresAt) {
 			m[x.JTI] = x.ExpiresAt
+			gained = gained || !ok
 		}
 	}
-	r.set.Store(&m)
+	if !gained {
+		// Only expiries dropped or extended: no token became revoked, so
+		// sessions need not look again.
+		r.cur.Store(&revSnapshot{set: m, gen: old.gen, next: old.next})
+		return
+	}
+	r.cur.Store(&revSnapshot{set: m, gen: old.gen + 1, next: make(chan struct{})})
+	close(old.next) // after the store: a woken watcher sees the new set
 }
 
-func (r *revocations) len() int { return len(*r.set.Load()) }
+func (r *revocations) len() int { return len(r.cur.Load().set) }
 
 // Revoke makes the token with this jti unusable. It persists through the
 // store first, so other processes see it on their next refresh, then takes

@@ -165,15 +165,19 @@ func TestApprovalOverStdio(t *testing.T) {
 	approvalSuite(t, h, h.connectStdio(h.token("report-bot", "read")))
 }
 
+// heldToolPolicy lets held-bot call list_connections only after a member of
+// dba approves.
+const heldToolPolicy = `
+@id("held-bot-lists-after-approval")
+@approval("dba")
+permit (principal == Agent::"held-bot", action == Action::"mcp:call", resource == Tool::"gatehouse/list_connections");
+`
+
 // TestToolCallHeld: a permit of mcp:call itself may ask for an approval.
 // The call waits (mcp.approval_wait), then fails naming the approval; once
 // a reviewer approves, the same call with the same arguments runs.
 func TestToolCallHeld(t *testing.T) {
-	h := newHarness(t, harnessOpts{mcpYAML: "{approval_wait: 1s}", extraPolicy: `
-@id("held-bot-lists-after-approval")
-@approval("dba")
-permit (principal == Agent::"held-bot", action == Action::"mcp:call", resource == Tool::"gatehouse/list_connections");
-`})
+	h := newHarness(t, harnessOpts{mcpYAML: "{approval_wait: 1s}", extraPolicy: heldToolPolicy})
 	cs := h.connectHTTP(h.token("held-bot"))
 	res := call(t, cs, "list_connections", nil)
 	if !res.IsError || !strings.Contains(text(res), "stays pending") {

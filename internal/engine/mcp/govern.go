@@ -85,6 +85,9 @@ func (e *Engine) begin(ctx context.Context, req *mcp.CallToolRequest, connection
 		"mcp_session": req.Session.ID(),
 	}
 	v, err := e.opts.Pipeline.Authorize(ctx, gs, r)
+	if errors.Is(err, gateway.ErrAuth) { // revoked or expired since AuthenticateCall
+		return nil, toolErrorf("gatehouse: %s", gateway.EndMessage(err))
+	}
 	if err != nil {
 		return nil, toolErrorf("gatehouse: tool call refused: the audit log is unavailable")
 	}
@@ -103,18 +106,24 @@ func (e *Engine) begin(ctx context.Context, req *mcp.CallToolRequest, connection
 // with an approval (@approval on the permit of mcp:call). The approval is
 // bound to the tool and its exact arguments: the same call made again once
 // it is approved runs without asking twice. A call still pending after the
-// wait is a tool error naming the approval.
+// wait is a tool error naming the approval. The wait ends early when the
+// call's token expires or is revoked (Pipeline.Watch): the HTTP request
+// was verified when it arrived, and the wait may outlive the token.
 func (e *Engine) holdCall(ctx context.Context, c *call, h *gateway.Hold, resource string, args map[string]any) error {
 	raw, _ := json.Marshal(args)
 	wait := e.opts.ApprovalWait
 	if n, ok := args["wait_seconds"].(int); ok && n > 0 {
 		wait = min(time.Duration(n)*time.Second, e.opts.ApprovalWaitLimit)
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
+	tctx, stop := e.opts.Pipeline.Watch(ctx, c.gs)
+	defer stop()
+	wctx, cancel := context.WithTimeout(tctx, wait)
 	defer cancel()
 	statement := "mcp:call " + resource + " " + e.maskedArguments(args)
 	out, err := e.opts.Pipeline.AwaitApproval(wctx, c.gs, h, statement, gateway.Fingerprint(c.gs.Connection, "mcp:call "+resource, raw), nil)
 	switch {
+	case c.gs.Ended() != nil:
+		return toolErrorf("gatehouse: %s", gateway.EndMessage(c.gs.Ended()))
 	case err != nil:
 		return toolErrorf("gatehouse: approval unavailable: %v", err)
 	case !out.Approved:

@@ -198,6 +198,9 @@ func (s *session) onQuery(ctx context.Context, body []byte) error {
 	if x.deny == nil {
 		var dec decision
 		dec, x.effects = s.decideQuery(ctx, sql, a)
+		if dec.fatal != nil {
+			return dec.fatal
+		}
 		x.deny, x.rec, x.schema = dec.deny, dec.rec, changesSchema(a)
 		if x.deny == nil {
 			if err := s.adjustWall(dec.writes); err != nil {
@@ -238,8 +241,8 @@ func (s *session) decideQuery(ctx context.Context, sql string, a *sqlguard.Analy
 	holdText := sql
 	for _, def := range execs {
 		sub := s.decide(ctx, def.a, false, false)
-		if sub.deny != nil {
-			dec.deny = sub.deny
+		if sub.deny != nil || sub.fatal != nil {
+			dec.deny, dec.fatal = sub.deny, sub.fatal
 			return dec, nil
 		}
 		dec.writes = dec.writes || sub.writes
@@ -349,6 +352,9 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 		// held at each Bind. It is decided now so that what would be
 		// denied is never prepared.
 		dec = s.decide(ctx, a, true, true)
+		if dec.fatal != nil {
+			return dec.fatal
+		}
 		x.deny, x.rec = dec.deny, dec.rec
 	}
 	if x.deny == nil && name != "" {
@@ -430,6 +436,9 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	if err != nil {
 		return protocolError("malformed Bind message: %v", err)
 	}
+	if f := s.recheck(); f != nil { // expiry.go: a Bind runs a statement decided earlier
+		return f
+	}
 	x := &expect{kind: 'B', name: b.portal, stmt: b.stmt, formats: b.resultFormats}
 	// The backend derives the portal's columns from the statement's
 	// description only if that description answered before this Bind.
@@ -443,8 +452,13 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 		o, err := s.resolveSettled(ctx, b.stmt, false)
 		if err != nil {
 			x.deny = s.deny(codeFeatureNotSupported, "gatehouse: "+err.Error())
-		} else if pi, upstream, x.deny = s.decideBind(ctx, b, o); x.deny == nil {
-			s.fe.portal[b.portal] = pi
+		} else {
+			var f *fatal
+			if pi, upstream, x.deny, f = s.decideBind(ctx, b, o); f != nil {
+				return f
+			} else if x.deny == nil {
+				s.fe.portal[b.portal] = pi
+			}
 		}
 	}
 	s.push(x)
@@ -468,9 +482,9 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 // decideBind decides one execution of a prepared statement: every
 // statement the name may mean must be allowed, with the parameters bound,
 // and a held one waits for an approval of exactly its text and values.
-func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portalInfo, string, *denial) {
+func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portalInfo, string, *denial, *fatal) {
 	if o.undefined() {
-		return nil, "", s.undefinedStatement(b.stmt)
+		return nil, "", s.undefinedStatement(b.stmt), nil
 	}
 	pi := &portalInfo{params: s.bindParams(b)}
 	upstream := b.stmt
@@ -480,18 +494,18 @@ func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portal
 		}
 		pi.def, upstream = def, def.upstream
 		dec := s.decide(ctx, def.a, true, false)
-		if dec.deny != nil {
-			return nil, "", dec.deny
+		if dec.deny != nil || dec.fatal != nil {
+			return nil, "", dec.deny, dec.fatal
 		}
 		for _, st := range def.a.Statements {
 			for _, name := range st.Executes {
 				eo := s.resolve(name)
 				if eo.undefined() || eo.anyHeld() || eo.ambiguous() {
-					return nil, "", s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: EXECUTE %s: the prepared statement is undefined, held, or being redefined", name))
+					return nil, "", s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: EXECUTE %s: the prepared statement is undefined, held, or being redefined", name)), nil
 				}
 				sub := s.decide(ctx, eo.single().a, true, false)
-				if sub.deny != nil {
-					return nil, "", sub.deny
+				if sub.deny != nil || sub.fatal != nil {
+					return nil, "", sub.deny, sub.fatal
 				}
 				if sub.hold != nil && dec.hold == nil {
 					dec.hold = sub.hold
@@ -505,11 +519,11 @@ func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portal
 				text += "\x00" + e.text
 			}
 			if d := s.await(ctx, dec.hold, def.a, text, b.values); d != nil {
-				return nil, "", d
+				return nil, "", d, nil
 			}
 		}
 	}
-	return pi, upstream, nil
+	return pi, upstream, nil, nil
 }
 
 // bindMsg is a Bind message split into its parts (slices of the message).

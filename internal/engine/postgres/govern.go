@@ -20,6 +20,8 @@ type decision struct {
 	// writes: an allowed access changes something, so a read-only wall
 	// must be down for it (readonly.go).
 	writes bool
+	// fatal ends the session: its token expired or was revoked (expiry.go).
+	fatal *fatal
 }
 
 // verdictKey is what a session's verdict cache is keyed by: the analysis
@@ -81,6 +83,9 @@ func (s *session) decide(ctx context.Context, a *sqlguard.Analysis, extended, qu
 	req := s.request(ctx, a, extended)
 	req.QuietAllow = quiet
 	v, err := s.e.opts.Pipeline.Authorize(ctx, s.gs, req)
+	if f := s.tokenEnded(err); f != nil {
+		return decision{fatal: f}
+	}
 	if err != nil {
 		// The audit log cannot take the event: nothing runs unlogged.
 		return decision{deny: s.deny(codeCannotConnectNow, "gatehouse: statement refused: the audit log is unavailable")}

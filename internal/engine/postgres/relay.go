@@ -152,6 +152,8 @@ func (s *session) skipToSync() []*expect {
 // Only the backend goroutine writes to the client, so a FATAL found by the
 // frontend is sent after the backend goroutine has stopped.
 func (s *session) relay(ctx context.Context) string {
+	ctx, stopWatch := s.watchToken(ctx) // expiry.go: ends ctx when the token does
+	defer stopWatch()
 	fe, be := make(chan error, 1), make(chan error, 1)
 	go func() { fe <- s.frontend(ctx) }()
 	go func() {
@@ -197,10 +199,10 @@ func (s *session) relay(ctx context.Context) string {
 		s.up.Conn.Close()
 		wait(fe)
 	case <-ctx.Done():
-		err = errShutdown
+		err = s.endedBy(ctx) // expiry.go: the token ended, or the gateway is shutting down
 		s.up.Conn.Close()
 		wait(be)
-		s.sendFatal(codeAdminShutdown, "gatehouse: the gateway is shutting down")
+		s.sendFatal(s.endFatal(err))
 		s.client.Close()
 		wait(fe)
 	}
