@@ -46,6 +46,10 @@ type Pipeline struct {
 	// approves them, and supplies just-in-time grants; nil disables both
 	// (an approval-gated permit then denies).
 	Approvals *approval.Service
+	// SessionLimits cap the sessions Authenticate opens (limits.go).
+	SessionLimits SessionLimits
+
+	slots sessionSlots
 }
 
 // Session is one authenticated client session on one connection.
@@ -61,6 +65,8 @@ type Session struct {
 
 	principal policy.Principal
 	uid       string
+	// release frees the session's slot (Close); nil when it holds none.
+	release func()
 
 	mu    sync.Mutex
 	set   *policy.Set // the policy set the cached verdicts came from
@@ -84,7 +90,9 @@ func newSessionID() string {
 
 // Authenticate verifies a token presented for a connection and opens a
 // session. Every failure is audited and wraps ErrAuth with a reason safe to
-// show the client (it never contains the token).
+// show the client (it never contains the token). The session holds a slot
+// under SessionLimits until its Close; over a cap the error wraps
+// ErrTooManySessions.
 func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol, source string) (*Session, error) {
 	c, err := p.Identity.Verify(ctx, token)
 	if err != nil {
@@ -100,6 +108,19 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	}
 	p.countToken(nil)
 	s := newSession(c, connection, protocol, source)
+	release, limit, err := p.reserve(s.uid)
+	if err != nil {
+		p.refuseSession(ctx, s, limit, err)
+		return nil, err
+	}
+	s.release = release
+	// Every way out but success, a panic included, gives the slot back.
+	opened := false
+	defer func() {
+		if !opened {
+			release()
+		}
+	}()
 	conn := policy.Resource{Type: policy.Connection, ID: connection, Connection: connection}
 	connReq := Request{}
 	p.withGrants(ctx, s, &connReq)
@@ -121,6 +142,7 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 		return nil, fmt.Errorf("%w: %s", ErrForbidden, d.Reason())
 	}
 	s.ClearText = p.Policy.Decide(policy.Request{Principal: s.principal, Action: "clear_text", Resource: conn}).Allow
+	opened = true
 	return s, nil
 }
 
