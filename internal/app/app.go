@@ -369,8 +369,11 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
 			}).Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return runCtx },
-			ErrorLog:          slog.NewLogLogger(g.Logger.Handler(), slog.LevelWarn),
+			// Without it a keep-alive connection that made one request may
+			// idle forever, one descriptor each; streams are not idle.
+			IdleTimeout: 2 * time.Minute,
+			BaseContext: func(net.Listener) context.Context { return runCtx },
+			ErrorLog:    slog.NewLogLogger(g.Logger.Handler(), slog.LevelWarn),
 		}
 		srv.RegisterOnShutdown(g.closeMCP)
 		g.servers = append(g.servers, srv)
