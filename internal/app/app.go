@@ -218,9 +218,11 @@ type Gateway struct {
 	Listen func(network, address string) (net.Listener, error)
 
 	servers []*http.Server
-	// listeners are the accept loops readiness checks (listeners.go).
-	listeners []*acceptloop.Listener
-	wg        sync.WaitGroup
+	// listeners are the accept loops readiness checks (listeners.go);
+	// the API may already answer /readyz while later ones open.
+	listenersMu sync.Mutex
+	listeners   []*acceptloop.Listener
+	wg          sync.WaitGroup
 }
 
 // NewGateway builds a gateway from cfg.

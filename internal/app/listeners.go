@@ -25,7 +25,9 @@ func (g *Gateway) listen(name, addr string) (net.Listener, error) {
 	l := acceptloop.Wrap(ln, acceptloop.Options{Name: name, Logger: g.Logger, OnError: func(class string) {
 		g.Metrics.AcceptErrors.WithLabelValues(name, class).Inc()
 	}})
+	g.listenersMu.Lock()
 	g.listeners = append(g.listeners, l)
+	g.listenersMu.Unlock()
 	return l, nil
 }
 
@@ -38,7 +40,10 @@ func (g *Gateway) ready(ctx context.Context) error {
 		g.Logger.Warn("readiness: store unreachable", "err", err)
 		errs = append(errs, errors.New("store: unreachable"))
 	}
-	for _, l := range g.listeners {
+	g.listenersMu.Lock()
+	listeners := g.listeners
+	g.listenersMu.Unlock()
+	for _, l := range listeners {
 		errs = append(errs, l.Err())
 	}
 	return errors.Join(errs...)
@@ -60,7 +65,9 @@ func (g *Gateway) warnDescriptorBudget() {
 		return
 	}
 	l := g.Config.Limits
+	g.listenersMu.Lock()
 	listeners := uint64(len(g.listeners))
+	g.listenersMu.Unlock()
 	need := uint64(l.Sessions)*3 + uint64(l.Unauthenticated)*listeners + 256
 	if need > limit {
 		g.Logger.Warn("the open-file limit is below what limits.* allow; raise it (ulimit -n, LimitNOFILE=) or lower the limits",
