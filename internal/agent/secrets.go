@@ -28,11 +28,13 @@ func (a *Agent) secret(ctx context.Context, ref config.Secret) (string, error) {
 }
 
 // Served describes the connections a serves, as the gateway may learn
-// them: name, type and default database, never an address or credential.
+// them: name, type, the databases it serves and what is read-only, never an
+// address or credential.
 func (a *Agent) Served() []config.Connection {
 	out := make([]config.Connection, 0, len(a.conns))
 	for _, c := range a.conns {
-		out = append(out, config.Connection{Name: c.Name, Type: c.Type, Database: c.Database})
+		out = append(out, config.Connection{Name: c.Name, Type: c.Type, Database: c.Database, Databases: c.Databases,
+			ReadOnly: c.ReadOnly, ReadOnlyFunctions: c.ReadOnlyFunctions})
 	}
 	slices.SortFunc(out, func(x, y config.Connection) int { return cmp.Compare(x.Name, y.Name) })
 	return out

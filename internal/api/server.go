@@ -25,7 +25,9 @@ type Server struct {
 	// Audit records authentication failures on the API.
 	Audit   *audit.Log
 	Metrics http.Handler
-	// Ready reports whether the gateway can serve (store reachable).
+	// Ready reports whether the gateway can serve: the store answers and
+	// every listener accepts. Its error, one line per failing part, is
+	// the 503's body, so it must name parts, not carry details.
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
 	// WithActor, if set, records the authenticated caller in the request
@@ -77,7 +79,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.Ready(ctx); err != nil {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n"+err.Error()+"\n")
 			return
 		}
 	}

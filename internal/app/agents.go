@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -41,6 +40,7 @@ func (g *Gateway) setupAgents(ctx context.Context) error {
 	g.Tunnel = &tunnel.Server{
 		Store: g.Store, Registry: g.Agents, Logger: g.Logger, OnEvent: g.auditAgent,
 		Heartbeat: cfg.Agents.HeartbeatInterval(), CertTTL: cfg.Agents.CertLifetime(), Node: nodeName(cfg),
+		Unauthenticated: unauthenticatedLimits(cfg),
 	}
 	if cfg.Listen.Agents != "" {
 		ca, err := tunnel.LoadOrCreateCA(agentCADir(cfg))
@@ -79,7 +79,7 @@ func nodeName(cfg *config.Config) string {
 func (g *Gateway) runAgents(ctx context.Context) error {
 	cfg := g.Config
 	if cfg.Listen.Agents != "" {
-		ln, err := net.Listen("tcp", cfg.Listen.Agents)
+		ln, err := g.listen("agents", cfg.Listen.Agents)
 		if err != nil {
 			return fmt.Errorf("listen agents %s: %w", cfg.Listen.Agents, err)
 		}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/acceptloop"
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/agent"
 	"github.com/gatehouse-dev/gatehouse/internal/api"
@@ -212,9 +213,16 @@ type Gateway struct {
 	MCP      *mcpengine.Engine
 	// Listening lists "name address" for each listener, once Start returns.
 	Listening []string
+	// Listen opens each listener (nil: net.Listen); tests replace it to
+	// reach the sockets.
+	Listen func(network, address string) (net.Listener, error)
 
 	servers []*http.Server
-	wg      sync.WaitGroup
+	// listeners are the accept loops readiness checks (listeners.go);
+	// the API may already answer /readyz while later ones open.
+	listenersMu sync.Mutex
+	listeners   []*acceptloop.Listener
+	wg          sync.WaitGroup
 }
 
 // NewGateway builds a gateway from cfg.
@@ -234,7 +242,8 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	g.Admin.Policies = func() (*policy.Set, error) { return g.Policy.Set(), nil }
 	g.Pipeline = &gateway.Pipeline{Identity: g.Identity, Policy: g.Policy, Audit: g.Audit, Metrics: g.Metrics,
-		Logger: logger, SyncAudit: cfg.Audit.Durability == "sync", Approvals: g.Approvals}
+		Logger: logger, SyncAudit: cfg.Audit.Durability == "sync", Approvals: g.Approvals,
+		SessionLimits: gateway.SessionLimits{PerPrincipal: cfg.Limits.SessionsPerPrincipal, Total: cfg.Limits.Sessions}}
 	// Agents, remote and in-process, reached over tunnels (agents.go).
 	if err := g.setupAgents(ctx); err != nil {
 		core.Close(ctx)
@@ -260,6 +269,7 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		},
 		AllowInsecureLoopback: cfg.AllowInsecureLoopback, MaxMessage: cfg.Postgres.MaxMessageBytes,
 		MaxQueryBytes: cfg.Postgres.MaxQueryBytes, MaxStatements: cfg.Postgres.MaxStatements, Logger: g.Logger,
+		HandshakeTimeout: cfg.Limits.HandshakeTimeout, Unauthenticated: unauthenticatedLimits(cfg),
 	})
 	g.MCP = newMCPEngine(g)
 	return g, nil
@@ -350,7 +360,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 
 	var listeners []net.Listener
 	if cfg.Listen.API != "" {
-		ln, err := net.Listen("tcp", cfg.Listen.API)
+		ln, err := g.listen("api", cfg.Listen.API)
 		if err != nil {
 			cancel()
 			g.wg.Wait()
@@ -363,8 +373,11 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
 			}).Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return runCtx },
-			ErrorLog:          slog.NewLogLogger(g.Logger.Handler(), slog.LevelWarn),
+			// Without it a keep-alive connection that made one request may
+			// idle forever, one descriptor each; streams are not idle.
+			IdleTimeout: 2 * time.Minute,
+			BaseContext: func(net.Listener) context.Context { return runCtx },
+			ErrorLog:    slog.NewLogLogger(g.Logger.Handler(), slog.LevelWarn),
 		}
 		srv.RegisterOnShutdown(g.closeMCP)
 		g.servers = append(g.servers, srv)
@@ -381,7 +394,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		}()
 	}
 	if cfg.Listen.Postgres != "" {
-		ln, err := net.Listen("tcp", cfg.Listen.Postgres)
+		ln, err := g.listen("postgres", cfg.Listen.Postgres)
 		if err != nil {
 			cancel()
 			for _, l := range listeners {
@@ -400,6 +413,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 			}
 		}()
 	}
+	g.warnDescriptorBudget()
 	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
 	g.Logger.Info("gatehouse started", "listening", g.Listening, "store", store.Redact(cfg.Store), "policies", g.Policy.Set().Len())
 	if ready != nil {
@@ -418,11 +432,6 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 	g.Recorder.Close()
 	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStop})
 	return g.Close(shutdownCtx)
-}
-
-func (g *Gateway) ready(ctx context.Context) error {
-	_, err := g.Store.AuditSize(ctx)
-	return err
 }
 
 func (g *Gateway) onPolicyReload(r policy.ReloadResult) {

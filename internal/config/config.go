@@ -35,6 +35,7 @@ type Config struct {
 	MCP                   MCP             `yaml:"mcp"`
 	Connections           []Connection    `yaml:"connections"`
 	Agents                Agents          `yaml:"agents"`
+	Limits                Limits          `yaml:"limits"`
 
 	// path is the file this config was read from; relative paths in it are
 	// relative to that file's directory.
@@ -230,6 +231,7 @@ func (c *Config) applyDefaults() {
 		c.Postgres.MaxMessageBytes = 64 << 20
 	}
 	c.MCP.applyDefaults()
+	c.Limits.applyDefaults()
 }
 
 func resolvePath(base, p string) string {
@@ -279,6 +281,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("postgres.max_message_bytes: %d is not between 1024 and 1 GiB", c.Postgres.MaxMessageBytes))
 	}
 	if err := c.Agents.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Limits.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.MCP.validate(c)...)

@@ -47,6 +47,10 @@ type Pipeline struct {
 	// approves them, and supplies just-in-time grants; nil disables both
 	// (an approval-gated permit then denies).
 	Approvals *approval.Service
+	// SessionLimits cap the sessions Authenticate opens (limits.go).
+	SessionLimits SessionLimits
+
+	slots sessionSlots
 }
 
 // Session is one authenticated client session on one connection.
@@ -62,6 +66,8 @@ type Session struct {
 
 	principal policy.Principal
 	uid       string
+	// release frees the session's slot (Close); nil when it holds none.
+	release func()
 
 	// revGen is the identity revocation generation the token was last
 	// checked at; ended, once set, is why the token no longer holds
@@ -91,7 +97,9 @@ func newSessionID() string {
 
 // Authenticate verifies a token presented for a connection and opens a
 // session. Every failure is audited and wraps ErrAuth with a reason safe to
-// show the client (it never contains the token).
+// show the client (it never contains the token). The session holds a slot
+// under SessionLimits until its Close; over a cap the error wraps
+// ErrTooManySessions.
 func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol, source string) (*Session, error) {
 	gen := p.Identity.RevocationGeneration() // before Verify: see recheck.go
 	c, err := p.Identity.Verify(ctx, token)
@@ -108,6 +116,19 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	}
 	p.countToken(nil)
 	s := newSession(c, gen, connection, protocol, source)
+	release, limit, err := p.reserve(s.uid)
+	if err != nil {
+		p.refuseSession(ctx, s, limit, err)
+		return nil, err
+	}
+	s.release = release
+	// Every way out but success, a panic included, gives the slot back.
+	opened := false
+	defer func() {
+		if !opened {
+			release()
+		}
+	}()
 	conn := policy.Resource{Type: policy.Connection, ID: connection, Connection: connection}
 	connReq := Request{}
 	p.withGrants(ctx, s, &connReq)
@@ -129,6 +150,7 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 		return nil, fmt.Errorf("%w: %s", ErrForbidden, d.Reason())
 	}
 	s.ClearText = p.Policy.Decide(policy.Request{Principal: s.principal, Action: "clear_text", Resource: conn}).Allow
+	opened = true
 	return s, nil
 }
 

@@ -25,6 +25,18 @@ type Metrics struct {
 	AuditErrors prometheus.Counter
 	// PolicyReloads counts policy reloads by result.
 	PolicyReloads *prometheus.CounterVec
+	// AcceptErrors counts failed accepts by listener and class (emfile,
+	// enfile, econnaborted, ...); the loop backs off and keeps serving.
+	AcceptErrors *prometheus.CounterVec
+	// ConnectionsRefused counts connections closed before authenticating,
+	// by listener and reason (unauthenticated_total,
+	// unauthenticated_per_source, handshake_timeout).
+	ConnectionsRefused *prometheus.CounterVec
+	// SessionsRefused counts authenticated sessions refused by a session
+	// cap (per_principal, total).
+	SessionsRefused *prometheus.CounterVec
+	// SessionsOpen is the number of authenticated sessions holding a slot.
+	SessionsOpen prometheus.Gauge
 }
 
 // New builds the metrics on a fresh registry, with Go runtime and process
@@ -52,8 +64,21 @@ func New() *Metrics {
 		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_policy_reloads_total", Help: "Policy reloads by result (ok, error).",
 		}, []string{"result"}),
+		AcceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_accept_errors_total", Help: "Failed accepts by listener and class; the listener backs off and keeps serving.",
+		}, []string{"listener", "class"}),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_connections_refused_total", Help: "Connections closed before authenticating, by listener and reason (a cap or the handshake deadline).",
+		}, []string{"listener", "reason"}),
+		SessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_sessions_refused_total", Help: "Authenticated sessions refused by a session cap (per_principal, total).",
+		}, []string{"limit"}),
+		SessionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_sessions_open", Help: "Authenticated sessions open (each holds a slot under limits.sessions).",
+		}),
 	}
 	r.MustRegister(m.Decisions, m.TokenChecks, m.AuditAppend, m.AuditEvents, m.AuditErrors, m.PolicyReloads,
+		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

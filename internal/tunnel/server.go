@@ -68,6 +68,9 @@ type Server struct {
 	// Tap, when set, wraps each agent connection after TLS; tests use it
 	// to see every byte the gateway receives.
 	Tap func(net.Conn) net.Conn
+	// Unauthenticated caps connections still in the TLS handshake or
+	// enrolling; zero fields mean no cap (acceptloop.Gate).
+	Unauthenticated acceptloop.Limits
 
 	wg sync.WaitGroup
 }
@@ -115,13 +118,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.watch(ctx)
 	}()
 	cfg := s.tlsConfig()
-	return acceptloop.Serve(ctx, ln, &s.wg, "agent listener", func(c net.Conn) { s.handle(ctx, tls.Server(c, cfg)) })
+	gate := &acceptloop.Gate{Limits: s.Unauthenticated, Name: "agents", Logger: s.logger()}
+	return acceptloop.Serve(ctx, ln, &s.wg, "agent listener", gate, func(c net.Conn, authenticated func()) {
+		s.handle(ctx, tls.Server(c, cfg), authenticated)
+	})
 }
 
 // Wait waits for every tunnel served by Serve or LocalConnect to end.
 func (s *Server) Wait() { s.wg.Wait() }
 
-func (s *Server) handle(ctx context.Context, tc *tls.Conn) {
+// handle serves one agent connection; authenticated frees its slot among
+// the unauthenticated once the agent's certificate has been checked.
+func (s *Server) handle(ctx context.Context, tc *tls.Conn, authenticated func()) {
 	defer tc.Close()
 	source := tc.RemoteAddr().String()
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -152,6 +160,7 @@ func (s *Server) handle(ctx context.Context, tc *tls.Conn) {
 		writeFrame(conn, welcome{Error: err.Error(), Fatal: true})
 		return
 	}
+	authenticated()
 	s.run(ctx, conn, &agentSession{name: name, epoch: epoch, source: source, certExpires: leaf.NotAfter})
 }
 

@@ -23,6 +23,14 @@ import (
 // DefaultMaxMessage bounds one protocol message (64 MiB).
 const DefaultMaxMessage = 64 << 20
 
+// codeTooManyConnections is SQLSTATE 53300, what PostgreSQL sends when it
+// is full (PostgreSQL docs, Appendix A).
+const codeTooManyConnections = "53300"
+
+// DefaultHandshakeTimeout bounds the startup exchange (TLS handshake,
+// startup packet, password message) when Options.HandshakeTimeout is 0.
+const DefaultHandshakeTimeout = 10 * time.Second
+
 // Options configure the engine. Pipeline, Dialer and Connections are
 // required.
 type Options struct {
@@ -47,6 +55,13 @@ type Options struct {
 	// Recorder receives statement records; nil disables recording.
 	Recorder Recorder
 	Logger   *slog.Logger
+	// HandshakeTimeout bounds everything from accept until the token has
+	// been read (TLS handshake, startup packet, password message), so an
+	// idle or trickling client cannot hold a connection for long.
+	HandshakeTimeout time.Duration
+	// Unauthenticated caps the listener's connections that have not yet
+	// presented a verified token; zero fields mean no cap.
+	Unauthenticated acceptloop.Limits
 }
 
 // Target is what the engine needs to know about a postgres connection.
@@ -72,6 +87,7 @@ func (t Target) Serves(db string) bool {
 // Engine serves the PostgreSQL protocol.
 type Engine struct {
 	opts Options
+	gate *acceptloop.Gate
 
 	mu   sync.Mutex
 	keys map[uint32]*cancelKey // by the pid the client was given
@@ -107,14 +123,45 @@ func New(opts Options) *Engine {
 	if opts.MaxStatements <= 0 {
 		opts.MaxStatements = DefaultMaxStatements
 	}
-	return &Engine{opts: opts, keys: map[uint32]*cancelKey{}, parseSlots: make(chan struct{}, parseSlots)}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	e := &Engine{opts: opts, keys: map[uint32]*cancelKey{}, parseSlots: make(chan struct{}, parseSlots)}
+	e.gate = &acceptloop.Gate{Limits: opts.Unauthenticated, Name: "postgres", Logger: opts.Logger,
+		Refuse: refuseOverLimit, OnRefuse: func(limit string) { e.countRefused("unauthenticated_" + limit) }}
+	return e
 }
 
 // Serve accepts clients on ln until ctx ends, then closes ln and waits for
-// sessions to finish.
+// sessions to finish. Transient accept errors (out of descriptors) are
+// ridden out, and connections over Options.Unauthenticated are refused at
+// once (acceptloop).
 func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
-	return acceptloop.Serve(ctx, ln, &e.wg, "postgres accept", func(c net.Conn) { e.handle(ctx, c) })
+	return acceptloop.Serve(ctx, ln, &e.wg, "postgres accept", e.gate, func(c net.Conn, authenticated func()) {
+		e.handle(ctx, c, authenticated)
+	})
 }
+
+// refuseOverLimit tells a client over the unauthenticated caps why, as
+// PostgreSQL does when it is full: FATAL 53300. It is written before the
+// startup packet is read, with a short deadline and no read, so a slow
+// client costs nothing; a client that asked for TLS first reads the
+// ErrorResponse as a refusal of TLS.
+func refuseOverLimit(c net.Conn, err *acceptloop.LimitError) {
+	c.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
+	c.Write(appendFrame(nil, 'E', errorMessage("FATAL", codeTooManyConnections, "gatehouse: "+err.Error(), "", "")))
+}
+
+// countRefused counts a connection closed before it authenticated.
+func (e *Engine) countRefused(reason string) {
+	if p := e.opts.Pipeline; p != nil && p.Metrics != nil {
+		p.Metrics.ConnectionsRefused.WithLabelValues("postgres", reason).Inc()
+	}
+}
+
+// Unauthenticated is the number of the listener's connections that have
+// not yet authenticated.
+func (e *Engine) Unauthenticated() int { return e.gate.Open() }
 
 // ServeInternal serves one in-process client connection (a net.Pipe end
 // from another part of the gateway, such as the MCP engine's SQL tools).
@@ -123,7 +170,9 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 func (e *Engine) ServeInternal(ctx context.Context, c net.Conn) {
 	e.wg.Add(1)
 	defer e.wg.Done()
-	e.handle(ctx, internalConn{c})
+	// In process, the caller has already verified the token of the call
+	// this session serves: no unauthenticated slot to hold.
+	e.handle(ctx, internalConn{c}, func() {})
 }
 
 // internalConn marks an in-process connection.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -18,10 +19,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
-
-// startupTimeout bounds the whole startup exchange, so a client that
-// connects and says nothing does not hold a goroutine forever.
-const startupTimeout = 30 * time.Second
 
 // fatal is an error the client should see as a FATAL ErrorResponse.
 type fatal struct {
@@ -38,23 +35,29 @@ var passParams = map[string]bool{
 	"extra_float_digits": true, "datestyle": true, "timezone": true, "intervalstyle": true,
 }
 
-// handle runs one client connection through its steps.
-func (e *Engine) handle(ctx context.Context, c net.Conn) {
+// handle runs one client connection through its steps. authenticated
+// frees the connection's unauthenticated slot once its token is checked.
+func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 	defer c.Close()
 	source := c.RemoteAddr().String()
-	c.SetDeadline(time.Now().Add(startupTimeout))
+	// One deadline covers the TLS handshake, the startup packet and the
+	// password message: a client that dawdles anywhere before presenting
+	// its token is cut off, however it spreads its bytes.
+	handshake := e.opts.HandshakeTimeout
+	c.SetDeadline(time.Now().Add(handshake))
 
 	conn, startup, err := e.startup(ctx, c)
 	if err != nil || startup == nil {
-		e.refuse(conn, err)
+		e.refuseHandshake(conn, err, handshake)
 		return
 	}
 	connection, token, err := e.authenticate(conn, startup, c.RemoteAddr())
 	if err != nil {
-		e.refuse(conn, err)
+		e.refuseHandshake(conn, err, handshake)
 		return
 	}
 	gs, err := e.opts.Pipeline.Authenticate(ctx, token, connection, "postgres", source)
+	authenticated()
 	switch {
 	case errors.Is(err, gateway.ErrAuth):
 		e.refuse(conn, &fatal{code: codeInvalidPassword, msg: "gatehouse: " + strings.TrimPrefix(err.Error(), gateway.ErrAuth.Error()+": ")})
@@ -62,10 +65,14 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 	case errors.Is(err, gateway.ErrForbidden):
 		e.refuse(conn, &fatal{code: codeInvalidAuthorization, msg: "gatehouse: " + strings.TrimPrefix(err.Error(), gateway.ErrForbidden.Error()+": ")})
 		return
+	case errors.Is(err, gateway.ErrTooManySessions):
+		e.refuse(conn, &fatal{code: codeTooManyConnections, msg: "gatehouse: " + err.Error()})
+		return
 	case err != nil:
 		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: the audit log is unavailable"})
 		return
 	}
+	defer gs.Close()
 	target, _ := e.opts.Connections(connection)
 	database := startup.Parameters["database"]
 	if database == "" {
@@ -82,6 +89,8 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	s := e.newSession(conn, gs, startup, target, database)
+	// The upstream dial has its own bound; the client is not read meanwhile.
+	c.SetDeadline(time.Time{})
 	up, err := e.dial(ctx, connection, database, s.roBase, startup)
 	if err != nil {
 		e.opts.Logger.Warn("postgres upstream connect failed", "connection", connection, "session", gs.ID, "err", err)
@@ -96,6 +105,9 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 	pid, secret := e.register(connection, up)
 	defer e.unregister(pid)
 
+	// A client that does not read its AuthenticationOk does not hold the
+	// session open either.
+	c.SetDeadline(time.Now().Add(handshake))
 	if err := s.ready(pid, secret); err != nil {
 		return
 	}
@@ -111,6 +123,17 @@ func (e *Engine) handle(ctx context.Context, c net.Conn) {
 	if e.opts.Recorder != nil {
 		e.opts.Recorder.SessionEnded(gs.ID, time.Now().UTC(), reason)
 	}
+}
+
+// refuseHandshake ends a startup exchange that failed before the token was
+// read: a client that ran out the handshake deadline is told so (and
+// counted); others get their error as refuse sends it.
+func (e *Engine) refuseHandshake(c net.Conn, err error, limit time.Duration) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		e.countRefused("handshake_timeout")
+		err = &fatal{code: codeProtocolViolation, msg: fmt.Sprintf("gatehouse: the startup exchange did not finish within %s", limit)}
+	}
+	e.refuse(c, err)
 }
 
 func (e *Engine) auditSession(gs *gateway.Session, ev audit.Event) {

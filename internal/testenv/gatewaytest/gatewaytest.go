@@ -20,6 +20,13 @@ import (
 // and reports how it stopped.
 func Start(t testing.TB, cfg *config.Config) (*app.Gateway, func() error) {
 	t.Helper()
+	return StartWith(t, cfg, nil)
+}
+
+// StartWith is Start with a hook that sees the gateway after it is built
+// and before it runs (to set Gateway.Listen, for instance).
+func StartWith(t testing.TB, cfg *config.Config, before func(*app.Gateway)) (*app.Gateway, func() error) {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -29,6 +36,9 @@ func Start(t testing.TB, cfg *config.Config) (*app.Gateway, func() error) {
 	if err != nil {
 		cancel()
 		t.Fatalf("gateway: %v", err)
+	}
+	if before != nil {
+		before(gw)
 	}
 	ready := make(chan struct{})
 	done := make(chan error, 1)
