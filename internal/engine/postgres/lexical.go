@@ -168,7 +168,8 @@ func (s *session) onParameterStatus(body []byte) error {
 			return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: the session's client_encoding changed to " + value + "; sessions through Gatehouse run in UTF8, so the session has ended"}
 		}
 	case "default_transaction_read_only":
-		if value != "on" && s.roWant {
+		s.roOn = value == "on"
+		if !s.roOn && s.roWant {
 			return &fatal{code: codeInsufficientPrivilege, msg: "gatehouse: default_transaction_read_only was turned off in a read-only session; the session has ended"}
 		}
 	}

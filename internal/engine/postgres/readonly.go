@@ -46,12 +46,12 @@ func (s *session) adjustWall(writes bool) error {
 	}
 	s.mu.Lock()
 	idle := len(s.queue) == 0 && s.txStatus == 'I' && !s.fe.inBatch
-	want := s.roWant
+	on := s.roOn // what the server reported: a RESET ALL may have raised it
 	s.mu.Unlock()
 	if !idle {
 		return nil
 	}
-	if want == writes {
+	if on == writes {
 		return s.injectWall(!writes)
 	}
 	return nil
@@ -65,7 +65,7 @@ func (s *session) injectWall(on bool) error {
 		q = "SET default_transaction_read_only = on"
 	}
 	s.mu.Lock()
-	s.roWant = on
+	s.roWant, s.roOn = on, on // the server's report, where it sends one, follows
 	s.mu.Unlock()
 	s.push(&expect{kind: 'Q', injected: true})
 	return writeFrame(s.uw, 'Q', append([]byte(q), 0))

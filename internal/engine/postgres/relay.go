@@ -51,6 +51,7 @@ type session struct {
 	defs     map[string]*stmtDef // prepared statements, by client name
 	lex      lexState
 	roWant   bool          // default_transaction_read_only should be on
+	roOn     bool          // the server last reported it on
 	txStatus byte          // from the last ReadyForQuery
 	changed  chan struct{} // closed and replaced when waiters should look again
 	waiters  int

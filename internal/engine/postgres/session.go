@@ -307,6 +307,10 @@ func (s *session) attach(up *agent.PostgresConn) *fatal {
 	if got, ok := up.ParameterStatus["default_transaction_read_only"]; s.roBase && ok && got != "on" {
 		return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: the upstream did not start the read-only session read-only"}
 	}
+	s.roOn = s.roBase // asked for at startup; servers before 14 do not report it
+	if v, ok := up.ParameterStatus["default_transaction_read_only"]; ok {
+		s.roOn = v == "on"
+	}
 	s.up = up
 	s.ur = newFrameReader(up.Conn, s.e.opts.MaxMessage)
 	s.uw = bufio.NewWriterSize(up.Conn, 32<<10)
