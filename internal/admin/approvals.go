@@ -6,19 +6,25 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
 
 // Caller is who performs an approval operation: an API token's principal,
 // or an administrator using the CLI on the gateway host (Admin).
 type Caller struct {
 	ID         string // the reviewer id: a user's name, an agent's name, or cli:USER@HOST
-	Principal  string // Cedar UID, when the caller has a token
+	Principal  string // Cedar UID, when the caller has a token: User::"x" is a human
 	OnBehalfOf string
 	Groups     []string
-	Admin      bool
+	// Scopes and Connections (patterns) are the token's, for policy.
+	Scopes      []string
+	Connections []string
+	Admin       bool
 }
 
 type callerKey struct{}
@@ -61,12 +67,18 @@ func (l *Local) approvals() (*approval.Service, error) {
 	return l.Approvals, nil
 }
 
+// ListApprovals lists the approvals the caller may see (approval:view, or
+// approval:decide): its own requests and those it reviews.
 func (l *Local) ListApprovals(ctx context.Context, status string) ([]*approval.Approval, error) {
 	svc, err := l.approvals()
 	if err != nil {
 		return nil, err
 	}
-	return svc.List(ctx, status)
+	r, err := l.reviewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return svc.ListFor(ctx, r, status)
 }
 
 func (l *Local) GetApproval(ctx context.Context, id string) (*approval.Approval, error) {
@@ -74,7 +86,15 @@ func (l *Local) GetApproval(ctx context.Context, id string) (*approval.Approval,
 	if err != nil {
 		return nil, err
 	}
-	return svc.Get(ctx, id)
+	r, err := l.reviewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := svc.GetFor(ctx, r, id)
+	if errors.Is(err, approval.ErrNotVisible) {
+		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	return a, err
 }
 
 func (l *Local) reviewer(ctx context.Context) (approval.Reviewer, error) {
@@ -82,7 +102,60 @@ func (l *Local) reviewer(ctx context.Context) (approval.Reviewer, error) {
 	if !ok || c.ID == "" {
 		return approval.Reviewer{}, fmt.Errorf("%w: no reviewer identity", ErrDenied)
 	}
-	return approval.Reviewer{ID: c.ID, Groups: c.Groups, Admin: c.Admin}, nil
+	typ, _, _ := strings.Cut(c.Principal, "::")
+	return approval.Reviewer{ID: c.ID, Type: typ, OnBehalfOf: c.OnBehalfOf, Groups: c.Groups,
+		Scopes: c.Scopes, Connections: c.Connections, Admin: c.Admin}, nil
+}
+
+// ApprovalAuthorizer decides approval:decide and approval:view with the
+// policies that policies returns. The principal is the reviewer as its
+// token describes it (an agent's connections resolved against the
+// approval's, as the gateway resolves them for a session); the resource is
+// Approval::"ID" in the approval's connection; the context names the
+// reviewer group the approval asks for and who asked.
+func ApprovalAuthorizer(policies func() (*policy.Set, error)) approval.Authorizer {
+	return func(_ context.Context, r approval.Reviewer, action string, a *approval.Approval) error {
+		set, err := policies()
+		if err != nil {
+			return fmt.Errorf("policies unavailable: %w", err)
+		}
+		d := set.Decide(approvalRequest(r, action, a))
+		if d.Allow {
+			return nil
+		}
+		if len(d.Policies) == 0 && len(d.Errors) == 0 {
+			return fmt.Errorf("denied: no policy permits %s %s on approval %s (its reviewers: humans in group %q)", r.Principal(), action, a.ID, a.Group)
+		}
+		return fmt.Errorf("%s %s on approval %s: %s", r.Principal(), action, a.ID, d.Reason())
+	}
+}
+
+func approvalRequest(r approval.Reviewer, action string, a *approval.Approval) policy.Request {
+	p := policy.Principal{Type: r.Type, ID: r.ID, Groups: r.Groups}
+	if r.Type == policy.Agent {
+		p.Scopes, p.OnBehalfOf = r.Scopes, r.OnBehalfOf
+		if (identity.Claims{Connections: r.Connections}).AllowsConnection(a.Connection) {
+			p.Connections = []string{a.Connection}
+		}
+	}
+	held := ""
+	if a.Operation != nil {
+		held = a.Operation.Action
+	}
+	return policy.Request{
+		Principal: p,
+		Action:    action,
+		Resource:  policy.Resource{Type: policy.Approval, ID: a.ID, Connection: a.Connection},
+		Context: map[string]any{
+			"reviewers":       policy.Ref{Type: policy.Group, ID: a.Group},
+			"kind":            a.Kind,
+			"held_action":     held,
+			"requester":       a.Principal,
+			"on_behalf_of":    a.OnBehalfOf,
+			"is_requester":    a.RequestedBy(r),
+			"is_on_behalf_of": a.RequestedFor(r),
+		},
+	}
 }
 
 func (l *Local) Approve(ctx context.Context, id, reason string) (*approval.Approval, error) {
@@ -109,7 +182,7 @@ func (l *Local) review(ctx context.Context, id, reason string, approve bool) (*a
 		a, err = svc.Deny(ctx, id, r, reason)
 	}
 	switch {
-	case errors.Is(err, approval.ErrSelfApproval), errors.Is(err, approval.ErrNotReviewer):
+	case errors.Is(err, approval.ErrSelfApproval), errors.Is(err, approval.ErrNotReviewer), errors.Is(err, approval.ErrNotVisible):
 		return a, fmt.Errorf("%w: %w", ErrDenied, err)
 	case errors.Is(err, approval.ErrNotPending), errors.Is(err, approval.ErrBadRequest):
 		return a, fmt.Errorf("%w: %w", ErrBadInput, err)

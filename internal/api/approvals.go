@@ -7,12 +7,18 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 )
 
-// approvalRoutes serves approvals to any authenticated caller: whether the
-// caller may review is the approval's rule (reviewer group, no self
-// approval), not the admin scope.
+// approvalRoutes serves approvals to any authenticated caller; what the
+// caller sees and may decide is policy's (approval:view, approval:decide:
+// by the starter policies, humans in the reviewer group and the
+// requester), not the admin scope. A list shows only the approvals the
+// caller may see.
 func (s *Server) approvalRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/approvals", s.authed(false, func(w http.ResponseWriter, r *http.Request) {
-		out, err := s.Admin.ListApprovals(r.Context(), r.URL.Query().Get("status"))
+		status := r.URL.Query().Get("status")
+		if status == "all" {
+			status = ""
+		}
+		out, err := s.Admin.ListApprovals(r.Context(), status)
 		s.reply(w, out, err)
 	}))
 	mux.HandleFunc("GET /v1/approvals/{id}", s.authed(false, func(w http.ResponseWriter, r *http.Request) {

@@ -120,7 +120,11 @@ func (s *Server) authed(adminOnly bool, h http.HandlerFunc) http.HandlerFunc {
 		if s.WithActor != nil {
 			r = r.WithContext(s.WithActor(r.Context(), "api:"+c.PrincipalUID()))
 		}
-		r = r.WithContext(admin.WithCaller(r.Context(), admin.Caller{ID: c.Subject, Principal: c.PrincipalUID(), OnBehalfOf: c.Actor, Groups: c.Groups}))
+		caller := admin.Caller{ID: c.Subject, Principal: c.PrincipalUID(), OnBehalfOf: c.Actor, Groups: c.Groups, Connections: c.Connections}
+		for _, sc := range c.Scopes {
+			caller.Scopes = append(caller.Scopes, string(sc))
+		}
+		r = r.WithContext(admin.WithCaller(r.Context(), caller))
 		h(w, r)
 	}
 }

@@ -114,7 +114,11 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	if skew == 0 {
 		skew = identity.DefaultClockSkew
 	}
-	if c.Approvals, err = newApprovals(cfg, c.Store, c.Audit, logger); err != nil {
+	// Approving and seeing approvals are Cedar decisions, against the
+	// policies Admin tests with: the gateway's active set once NewGateway
+	// has one.
+	authorize := admin.ApprovalAuthorizer(func() (*policy.Set, error) { return c.Admin.Policies() })
+	if c.Approvals, err = newApprovals(cfg, c.Store, c.Audit, logger, authorize); err != nil {
 		c.Close(ctx)
 		return nil, err
 	}

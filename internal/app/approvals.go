@@ -10,8 +10,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
-// newApprovals builds the approval service and its webhook notifier.
-func newApprovals(cfg *config.Config, st store.Store, log *audit.Log, logger *slog.Logger) (*approval.Service, error) {
+// newApprovals builds the approval service and its webhook notifier;
+// authorize decides who reviews and sees approvals.
+func newApprovals(cfg *config.Config, st store.Store, log *audit.Log, logger *slog.Logger, authorize approval.Authorizer) (*approval.Service, error) {
 	n := &approval.Notifier{GatewayURL: cfg.Approvals.PublicURL, Logger: logger}
 	if n.GatewayURL == "" && cfg.Listen.API != "" {
 		n.GatewayURL = "http://" + cfg.Listen.API
@@ -27,5 +28,5 @@ func newApprovals(cfg *config.Config, st store.Store, log *audit.Log, logger *sl
 		}
 		n.Hooks = append(n.Hooks, h)
 	}
-	return approval.New(approval.Options{Store: st, Audit: log, Timeout: cfg.Approvals.Timeout, Notifier: n, Logger: logger}), nil
+	return approval.New(approval.Options{Store: st, Audit: log, Timeout: cfg.Approvals.Timeout, Notifier: n, Authorize: authorize, Logger: logger}), nil
 }

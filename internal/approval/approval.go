@@ -32,9 +32,17 @@ const (
 // Errors callers tell apart.
 var (
 	ErrNotReviewer  = errors.New("not a reviewer for this approval")
+	ErrNotVisible   = errors.New("not permitted to see this approval")
 	ErrSelfApproval = errors.New("nobody may approve their own request or one made on their behalf")
 	ErrNotPending   = errors.New("approval is no longer pending")
 	ErrBadRequest   = errors.New("bad approval request")
+)
+
+// The policy actions an Authorizer decides: approving or denying an
+// approval, and seeing it.
+const (
+	ActionDecide = "approval:decide"
+	ActionView   = "approval:view"
 )
 
 // Approval is one request for a human decision.
@@ -50,12 +58,14 @@ type Approval struct {
 	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 	Connection string `json:"connection"`
 
-	// For statements: the normalised text (no literal values) and the
-	// fingerprint that binds the approval to the exact statement and its
-	// parameters.
-	Statement   string `json:"statement,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Policy      string `json:"policy,omitempty"`
+	// For held operations: exactly what runs, for reviewers (and only for
+	// them and the requester: audit events carry Statement); Statement,
+	// the normalised text without literal values; and the fingerprint of
+	// Operation that binds the approval to it.
+	Operation   *Operation `json:"operation,omitempty"`
+	Statement   string     `json:"statement,omitempty"`
+	Fingerprint string     `json:"fingerprint,omitempty"`
+	Policy      string     `json:"policy,omitempty"`
 
 	// For grants: the role asked for and for how long.
 	Role     string        `json:"role,omitempty"`
@@ -79,18 +89,90 @@ type Approval struct {
 
 // Review is one reviewer's decision.
 type Review struct {
-	By      string    `json:"by"`
+	By string `json:"by"`
+	// For is the human the reviewer acted for, when an agent reviewed
+	// (only if a policy lets agents decide).
+	For     string    `json:"for,omitempty"`
 	Approve bool      `json:"approve"`
 	Reason  string    `json:"reason,omitempty"`
 	At      time.Time `json:"at"`
 }
 
-// Reviewer is who acts on an approval. Admin is an administrator using the
-// CLI on the gateway host, who counts as a member of every group.
+// Reviewer is who acts on an approval, as their token says. Admin is an
+// administrator using the CLI on the gateway host, who may decide and see
+// every approval without asking policy.
 type Reviewer struct {
-	ID     string
-	Groups []string
-	Admin  bool
+	ID string // user or agent name; cli:USER@HOST for Admin
+	// Type is the principal's Cedar type: "User" for a human, "Agent".
+	// Anything but "User" is not a human.
+	Type       string
+	OnBehalfOf string // the human an agent reviewer acts for
+	Groups     []string
+	// Scopes and Connections (the token's patterns) describe an agent
+	// reviewer to policy.
+	Scopes      []string
+	Connections []string
+	Admin       bool
+}
+
+// Principal is the reviewer's Cedar UID ("" for a CLI administrator).
+func (r Reviewer) Principal() string {
+	if r.Type == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s::%q", r.Type, r.ID)
+}
+
+// Human reports whether the reviewer is a User principal.
+func (r Reviewer) Human() bool { return r.Type == "User" }
+
+// RequestedBy reports whether r is who asked: the same principal acting
+// for the same human.
+func (a *Approval) RequestedBy(r Reviewer) bool {
+	return r.Type != "" && r.Principal() == a.Principal && r.OnBehalfOf == a.OnBehalfOf
+}
+
+// RequestedFor reports whether r is the human the requesting agent acted
+// for.
+func (a *Approval) RequestedFor(r Reviewer) bool {
+	return a.OnBehalfOf != "" && r.Human() && r.ID == a.OnBehalfOf
+}
+
+// selfReview reports whether r is, or acts for, who asked or whom it was
+// asked for: no policy lets anyone approve their own request.
+func (a *Approval) selfReview(r Reviewer) bool {
+	switch {
+	case r.ID == "", r.ID == a.Subject, r.ID == a.OnBehalfOf, r.ID == a.Principal:
+		return true
+	case r.Type != "" && r.Principal() == a.Principal:
+		return true
+	case r.OnBehalfOf != "" && (r.OnBehalfOf == a.OnBehalfOf || r.OnBehalfOf == a.Subject):
+		return true
+	}
+	return false
+}
+
+// Authorizer decides whether reviewer r may take action (ActionDecide or
+// ActionView) on a: nil allows, an error says why not. Gatehouse asks
+// Cedar (admin.ApprovalAuthorizer); the approval package itself does not
+// import policy. It is never asked about Admin reviewers, and a reviewer
+// who asked (or was asked for) may never decide, whatever it answers.
+type Authorizer func(ctx context.Context, r Reviewer, action string, a *Approval) error
+
+// DefaultAuthorize is the rule without an Authorizer, the same as the
+// starter policies': humans in the reviewer group decide; they, the
+// requester and the human it acted for see the approval.
+func DefaultAuthorize(_ context.Context, r Reviewer, action string, a *Approval) error {
+	reviewer := r.Human() && slices.Contains(r.Groups, a.Group)
+	switch {
+	case reviewer:
+		return nil
+	case action == ActionView && (a.RequestedBy(r) || a.RequestedFor(r)):
+		return nil
+	case action == ActionDecide && !r.Human():
+		return fmt.Errorf("%s is not a human: reviewers are User principals in group %q", r.Principal(), a.Group)
+	}
+	return fmt.Errorf("reviewers are humans in group %q", a.Group)
 }
 
 // GrantExpires is when an approved grant stops applying.
@@ -106,8 +188,11 @@ type Options struct {
 	// by other processes (the CLI, other nodes) (default 500ms).
 	Poll     time.Duration
 	Notifier *Notifier
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Authorize decides who may decide and see approvals; nil means
+	// DefaultAuthorize.
+	Authorize Authorizer
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Service manages approvals.
@@ -151,34 +236,40 @@ func newID() string {
 	return "apr_" + hex.EncodeToString(b[:])
 }
 
-// StatementSpec describes a held statement.
-type StatementSpec struct {
-	Principal, Subject, OnBehalfOf, Connection string
-	Statement, Fingerprint, Policy, Reason     string
-	Group                                      string
-	Required                                   int
-	Window                                     time.Duration
+// HoldSpec describes an operation to hold for approval.
+type HoldSpec struct {
+	Operation Operation
+	// Subject is the token subject of Operation.Principal.
+	Subject string
+	// Summary is the operation without literal values (normalised SQL),
+	// what audit events record of it.
+	Summary               string
+	Policy, Reason, Group string
+	Required              int
+	Window                time.Duration
 }
 
-// RequestStatement records a pending approval for a statement, or returns
-// the pending one already open for the same principal and fingerprint, so a
-// retried statement does not spam reviewers.
-func (s *Service) RequestStatement(ctx context.Context, sp StatementSpec) (*Approval, error) {
-	if sp.Group == "" || sp.Fingerprint == "" {
-		return nil, fmt.Errorf("%w: a reviewer group and fingerprint are required", ErrBadRequest)
+// RequestOperation records a pending approval for an operation, or returns
+// the pending one already open for the same operation (the same
+// fingerprint), so a retried statement does not spam reviewers.
+func (s *Service) RequestOperation(ctx context.Context, sp HoldSpec) (*Approval, error) {
+	op := sp.Operation
+	if sp.Group == "" || op.Principal == "" || op.Connection == "" || op.Action == "" || op.Text == "" {
+		return nil, fmt.Errorf("%w: a reviewer group, principal, connection, action and text are required", ErrBadRequest)
 	}
-	if existing, err := s.find(ctx, Pending, sp.Principal, sp.Fingerprint); err == nil && existing != nil {
+	fp := op.Fingerprint()
+	if existing, err := s.find(ctx, Pending, op.Principal, fp); err == nil && existing != nil {
 		return existing, nil
 	}
 	now := s.o.Now().UTC()
-	a := &Approval{ID: newID(), Kind: KindStatement, Status: Pending, Principal: sp.Principal, Subject: sp.Subject,
-		OnBehalfOf: sp.OnBehalfOf, Connection: sp.Connection, Statement: sp.Statement, Fingerprint: sp.Fingerprint,
+	a := &Approval{ID: newID(), Kind: KindStatement, Status: Pending, Principal: op.Principal, Subject: sp.Subject,
+		OnBehalfOf: op.OnBehalfOf, Connection: op.Connection, Operation: &op, Statement: sp.Summary, Fingerprint: fp,
 		Policy: sp.Policy, Group: sp.Group, Required: max(1, sp.Required), Window: sp.Window, Reason: sp.Reason,
 		Created: now, Expires: now.Add(s.o.Timeout)}
 	if err := s.insert(ctx, a); err != nil {
 		return nil, err
 	}
-	s.event(a, "approval.requested", "", "")
+	s.event(a, "approval.requested", Reviewer{}, "")
 	s.notify(a)
 	return a, nil
 }
@@ -212,7 +303,7 @@ func (s *Service) RequestGrant(ctx context.Context, sp GrantSpec) (*Approval, er
 	if err := s.insert(ctx, a); err != nil {
 		return nil, err
 	}
-	s.event(a, "approval.requested", "", "")
+	s.event(a, "approval.requested", Reviewer{}, "")
 	s.notify(a)
 	return a, nil
 }
@@ -253,6 +344,57 @@ func (s *Service) List(ctx context.Context, status string) ([]*Approval, error) 
 	return out, nil
 }
 
+// GetFor reads an approval for r: only reviewers (who may decide it) and
+// its requester see it.
+func (s *Service) GetFor(ctx context.Context, r Reviewer, id string) (*Approval, error) {
+	a, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayView(ctx, r, a); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotVisible, err)
+	}
+	return a, nil
+}
+
+// ListFor lists the approvals r may see, with the given status ("" for all).
+func (s *Service) ListFor(ctx context.Context, r Reviewer, status string) ([]*Approval, error) {
+	all, err := s.List(ctx, status)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, a := range all {
+		if s.mayView(ctx, r, a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// may asks the Authorizer whether r may take action on a; administrators
+// on the gateway host may do everything.
+func (s *Service) may(ctx context.Context, r Reviewer, action string, a *Approval) error {
+	if r.Admin {
+		return nil
+	}
+	auth := s.o.Authorize
+	if auth == nil {
+		auth = DefaultAuthorize
+	}
+	return auth(ctx, r, action, a)
+}
+
+// mayView: those who may decide an approval see it too, since they must
+// read what they approve.
+func (s *Service) mayView(ctx context.Context, r Reviewer, a *Approval) error {
+	err := s.may(ctx, r, ActionView, a)
+	if err != nil && s.may(ctx, r, ActionDecide, a) == nil {
+		return nil
+	}
+	return err
+}
+
 // Approve records an approval by r; with enough approvals the request is
 // approved.
 func (s *Service) Approve(ctx context.Context, id string, r Reviewer, reason string) (*Approval, error) {
@@ -270,22 +412,26 @@ func (s *Service) review(ctx context.Context, id string, r Reviewer, approve boo
 		if err != nil {
 			return nil, err
 		}
+		// Who may decide comes first: someone who may not is told nothing
+		// about the approval, not even its status.
+		if a.selfReview(r) {
+			s.event(a, "approval.refused", r, ErrSelfApproval.Error())
+			return nil, ErrSelfApproval
+		}
+		if err := s.may(ctx, r, ActionDecide, a); err != nil {
+			s.event(a, "approval.refused", r, err.Error())
+			return nil, fmt.Errorf("%w: %w", ErrNotReviewer, err)
+		}
 		if a.Status != Pending {
 			return a, fmt.Errorf("%w (it is %s)", ErrNotPending, a.Status)
 		}
-		if !r.Admin && !slices.Contains(r.Groups, a.Group) {
-			return a, fmt.Errorf("%w: reviewers are members of %q", ErrNotReviewer, a.Group)
-		}
-		if r.ID == "" || r.ID == a.Subject || r.ID == a.OnBehalfOf || r.ID == a.Principal {
-			return a, ErrSelfApproval
-		}
 		for _, rv := range a.Reviews {
-			if rv.By == r.ID {
+			if rv.By == r.ID || (rv.For != "" && (rv.For == r.ID || rv.For == r.OnBehalfOf)) || (r.OnBehalfOf != "" && rv.By == r.OnBehalfOf) {
 				return a, fmt.Errorf("%w: %s has already reviewed it", ErrBadRequest, r.ID)
 			}
 		}
 		now := s.o.Now().UTC()
-		a.Reviews = append(a.Reviews, Review{By: r.ID, Approve: approve, Reason: reason, At: now})
+		a.Reviews = append(a.Reviews, Review{By: r.ID, For: r.OnBehalfOf, Approve: approve, Reason: reason, At: now})
 		kind := ""
 		switch {
 		case !approve:
@@ -298,9 +444,9 @@ func (s *Service) review(ctx context.Context, id string, r Reviewer, approve boo
 		} else if err != nil {
 			return nil, err
 		}
-		s.event(a, "approval.review", r.ID, reason)
+		s.event(a, "approval.review", r, reason)
 		if kind != "" {
-			s.event(a, kind, r.ID, reason)
+			s.event(a, kind, r, reason)
 			s.wake(a.ID)
 			if a.Kind == KindGrant {
 				s.invalidateGrants()
@@ -367,7 +513,7 @@ func (s *Service) Use(ctx context.Context, a *Approval) error {
 				s.update(ctx, cur)
 				return fmt.Errorf("%w (its window ended)", ErrNotPending)
 			}
-			s.event(cur, "approval.used", "", "")
+			s.event(cur, "approval.used", Reviewer{}, "")
 			return nil
 		}
 		cur.Status, cur.UsedAt = Used, now
@@ -376,16 +522,18 @@ func (s *Service) Use(ctx context.Context, a *Approval) error {
 		} else if err != nil {
 			return err
 		}
-		s.event(cur, "approval.used", "", "")
+		s.event(cur, "approval.used", Reviewer{}, "")
 		return nil
 	}
 	return fmt.Errorf("approval %s: concurrent use", a.ID)
 }
 
-// FindApproved returns an approved, unused approval for the principal and
-// fingerprint (a statement retried after its approval, or within a window).
-func (s *Service) FindApproved(ctx context.Context, principal, fingerprint string) (*Approval, error) {
-	return s.find(ctx, Approved, principal, fingerprint)
+// FindApproved returns an approved, unused approval for exactly this
+// operation (a statement retried after its approval, or within a window):
+// the same principal, human, connection, database, action, text and
+// parameters.
+func (s *Service) FindApproved(ctx context.Context, op Operation) (*Approval, error) {
+	return s.find(ctx, Approved, op.Principal, op.Fingerprint())
 }
 
 func (s *Service) find(ctx context.Context, status, principal, fingerprint string) (*Approval, error) {
@@ -429,7 +577,7 @@ func (s *Service) expire(ctx context.Context, a *Approval) (*Approval, error) {
 		}
 		return nil, err
 	}
-	s.event(a, "approval.expired", "", "")
+	s.event(a, "approval.expired", Reviewer{}, "")
 	s.wake(a.ID)
 	if a.Kind == KindGrant {
 		s.invalidateGrants()
@@ -516,17 +664,33 @@ func (s *Service) wake(id string) {
 	}
 }
 
-func (s *Service) event(a *Approval, kind, by, reason string) {
+// event audits one step. It records the normalised statement, never the
+// operation's exact text, parameters or fingerprint: those carry literal
+// values (a fingerprint over a short literal can be reversed by trying
+// values), and the approval id links the event to its record.
+func (s *Service) event(a *Approval, kind string, by Reviewer, reason string) {
 	if s.o.Audit == nil {
 		return
 	}
 	ev := audit.Event{Kind: kind, Principal: a.Principal, OnBehalfOf: a.OnBehalfOf, Connection: a.Connection,
 		Decision: a.Status, Reason: reason, Details: map[string]string{"approval": a.ID, "kind": a.Kind, "group": a.Group}}
-	if by != "" {
-		ev.Details["by"] = by
+	if kind == "approval.refused" {
+		ev.Decision = "deny"
+	}
+	if by.ID != "" {
+		ev.Details["by"] = by.ID
+		if p := by.Principal(); p != "" {
+			ev.Details["by_principal"] = p
+		}
+		if by.OnBehalfOf != "" {
+			ev.Details["by_for"] = by.OnBehalfOf
+		}
 	}
 	if a.Statement != "" {
-		ev.Details["statement"], ev.Details["fingerprint"] = a.Statement, a.Fingerprint
+		ev.Details["statement"] = a.Statement
+	}
+	if a.Operation != nil {
+		ev.Action = a.Operation.Action
 	}
 	if a.Policy != "" {
 		ev.Policies = []string{a.Policy}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -117,7 +118,15 @@ func (n *Notifier) body(h Webhook, a *Approval) ([]byte, error) {
 	approve := "gatehouse approvals approve " + a.ID
 	deny := "gatehouse approvals deny " + a.ID + " --reason '...'"
 	if h.Format == "slack" {
-		what := "Statement: `" + a.Statement + "`"
+		// Reviewers read exactly what would run, literals and parameters
+		// included; the normalised statement is for the audit log.
+		what := "Statement: `" + slackText(a.Statement) + "`"
+		if a.Operation != nil {
+			what = "Operation (" + a.Operation.Action + "): ```" + slackText(a.Operation.Describe()) + "```"
+			if a.Operation.Database != "" {
+				what += "\nDatabase: " + a.Operation.Database
+			}
+		}
 		if a.Kind == KindGrant {
 			what = fmt.Sprintf("Access grant: role `%s` on `%s` for %s", a.Role, a.Connection, a.GrantFor)
 		}
@@ -136,6 +145,21 @@ func (n *Notifier) body(h Webhook, a *Approval) ([]byte, error) {
 		p.API = n.GatewayURL + "/v1/approvals/" + a.ID
 	}
 	return json.Marshal(p)
+}
+
+// maxSlackText bounds the operation text in a Slack message (Slack cuts
+// messages at 40,000 characters); the rest is named, not dropped silently.
+const maxSlackText = 3000
+
+// slackText makes requester-controlled text inert in Slack's mrkdwn: <, >
+// and & would form links and mentions (Slack's "Escaping text"), and a
+// backtick would end the code block, so that text after it could pose as
+// Gatehouse's own lines. Backticks become U+02CB, which looks alike.
+func slackText(s string) string {
+	if len(s) > maxSlackText {
+		s = strings.ToValidUTF8(s[:maxSlackText], "") + fmt.Sprintf(" … (%d bytes in all; gatehouse approvals show prints everything)", len(s))
+	}
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "\u02cb").Replace(s)
 }
 
 func (n *Notifier) log() *slog.Logger {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
@@ -110,11 +113,37 @@ func approvals(a *approval.Approval) int {
 	return n
 }
 
+// what is the list's WHAT column: for a held operation the exact text and
+// parameters that would run (what the reviewer approves), not the
+// normalised statement.
 func what(a *approval.Approval) string {
-	if a.Kind == approval.KindGrant {
-		return fmt.Sprintf("role %s for %s: %s", a.Role, a.GrantFor, a.Reason)
+	switch {
+	case a.Kind == approval.KindGrant:
+		return printable(fmt.Sprintf("role %s for %s: %s", a.Role, a.GrantFor, a.Reason))
+	case a.Operation != nil:
+		return printable(a.Operation.Describe())
 	}
-	return a.Statement
+	return printable(a.Statement)
+}
+
+// printable escapes what a terminal would act on rather than show (control
+// characters, escape sequences, bidirectional overrides): the text comes
+// from the requester, and must not redraw what the reviewer reads.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == utf8.RuneError, !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func newAccessCmd(g *globals) *cobra.Command {

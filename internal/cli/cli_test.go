@@ -320,3 +320,105 @@ func TestApprovalsOverAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestApprovalReviewersOverAPI: only humans in the reviewer group decide an
+// approval, and only they and its requester see it (issue 10's attack
+// review: an agent token issued with --group admins approved another
+// agent's request, and any token listed everyone's approvals).
+func TestApprovalReviewersOverAPI(t *testing.T) {
+	dir := t.TempDir()
+	api := startUp(t, dir)
+	g := gatehouse{t, dir}
+	issue := func(args ...string) string {
+		return strings.TrimSpace(g.ok(append([]string{"token", "issue"}, args...)...))
+	}
+	requester := issue("--agent", "deployer", "--on-behalf-of", "dana@example.com", "--connection", "pg", "--scope", "read")
+	dana := issue("--user", "dana@example.com", "--scope", "read")
+	danaAdmin := issue("--user", "dana@example.com", "--group", "admins", "--scope", "read")
+	agentInGroup := issue("--agent", "ci", "--group", "admins", "--connection", "pg", "--scope", "read")
+	adminAgent := issue("--agent", "ops", "--group", "admins", "--connection", "*", "--scope", "admin")
+	nosyAgent := issue("--agent", "nosy", "--connection", "pg", "--scope", "read")
+	outsider := issue("--user", "frank@example.com", "--group", "devs", "--scope", "read")
+	reviewer := issue("--user", "erin@example.com", "--group", "admins", "--scope", "read")
+	call := func(tok, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+api+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	code, body := call(requester, "POST", "/v1/access", fmt.Sprintf(`{"connection":"pg","role":"write","for_ns":%d,"reason":"deploy"}`, int64(time.Hour)))
+	var a struct{ ID, Status, Principal string }
+	json.Unmarshal([]byte(body), &a)
+	if code != 200 || a.Status != "pending" || a.Principal != `Agent::"deployer"` {
+		t.Fatalf("access request: %d %s", code, body)
+	}
+
+	t.Run("agents do not decide", func(t *testing.T) {
+		for name, tok := range map[string]string{"agent in admins": agentInGroup, "admin-scoped agent in admins": adminAgent} {
+			code, body := call(tok, "POST", "/v1/approvals/"+a.ID+"/approve", `{}`)
+			if code != http.StatusForbidden || !strings.Contains(body, "approval:decide") {
+				t.Errorf("%s approving: %d %s", name, code, body)
+			}
+		}
+	})
+	t.Run("the human the agent acts for does not decide", func(t *testing.T) {
+		if code, body := call(danaAdmin, "POST", "/v1/approvals/"+a.ID+"/approve", `{}`); code != http.StatusForbidden {
+			t.Errorf("dana approving her agent's request: %d %s", code, body)
+		}
+	})
+	t.Run("who sees it", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			tok  string
+			sees bool
+		}{
+			{"the requesting agent", requester, true},
+			{"the human it acts for", dana, true},
+			{"a reviewer", reviewer, true},
+			{"an unrelated agent", nosyAgent, false},
+			{"an agent in the reviewer group", agentInGroup, false},
+			{"a human outside the group", outsider, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				code, list := call(tc.tok, "GET", "/v1/approvals", "")
+				if code != 200 || strings.Contains(list, a.ID) != tc.sees {
+					t.Errorf("list: %d, sees it %v, want %v: %s", code, strings.Contains(list, a.ID), tc.sees, list)
+				}
+				code, one := call(tc.tok, "GET", "/v1/approvals/"+a.ID, "")
+				if (code == 200) != tc.sees || (!tc.sees && strings.Contains(one, "deploy")) {
+					t.Errorf("get: %d %s", code, one)
+				}
+			})
+		}
+	})
+	t.Run("a human reviewer decides", func(t *testing.T) {
+		code, body := call(reviewer, "POST", "/v1/approvals/"+a.ID+"/approve", `{"reason":"ok"}`)
+		if code != 200 || !strings.Contains(body, `"approved"`) {
+			t.Fatalf("reviewer approving: %d %s", code, body)
+		}
+	})
+}
+
+// TestPrintable: requester-controlled text in `approvals list` cannot
+// drive the reviewer's terminal.
+func TestPrintable(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"CREATE FUNCTION f() AS 'DELETE FROM t'", "CREATE FUNCTION f() AS 'DELETE FROM t'"},
+		{"a\nb\tc", `a\nb\tc`},
+		{"safe\x1b[2K\rSELECT 1", `safe\u001b[2K\u000dSELECT 1`},
+		{"x\u202eevil", `x\u202eevil`},
+		{"\u009b31m", `\u009b31m`},
+		{"café", "café"},
+	}
+	for _, tt := range tests {
+		if got := printable(tt.in); got != tt.want {
+			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

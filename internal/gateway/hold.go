@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -16,8 +14,9 @@ type Hold struct {
 	Policy   string
 	Group    string
 	Required int
-	// Window lets an approval be reused for the same statement until it
-	// ends; zero means single use.
+	// Window lets an approval be reused until it ends, by the same
+	// principal acting for the same human, for the same exact operation;
+	// zero means single use.
 	Window time.Duration
 }
 
@@ -66,24 +65,15 @@ func (p *Pipeline) withGrants(ctx context.Context, s *Session, r *Request) uint6
 	return version
 }
 
-// Fingerprint binds an approval to one exact request: the connection, the
-// normalised statement and a hash of the values that make it exact (the
-// literal text of a simple query, or the parameters of a bound one).
-func Fingerprint(connection, normalized string, exact ...[]byte) string {
-	h := sha256.New()
-	h.Write([]byte(connection))
-	h.Write([]byte{0})
-	h.Write([]byte(normalized))
-	for _, e := range exact {
-		var n [8]byte
-		l := len(e)
-		for i := range n {
-			n[i] = byte(l >> (8 * i))
-		}
-		h.Write(n[:])
-		h.Write(e)
+// Reviewer describes the session's principal as an approval reviewer (or
+// requester): its kind, name, human, groups, scopes and connections.
+func (s *Session) Reviewer() approval.Reviewer {
+	r := approval.Reviewer{ID: s.Claims.Subject, Type: s.principal.Type, OnBehalfOf: s.Claims.Actor,
+		Groups: s.Claims.Groups, Connections: s.Claims.Connections}
+	for _, sc := range s.Claims.Scopes {
+		r.Scopes = append(r.Scopes, string(sc))
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return r
 }
 
 // Outcome is how a hold ended.
@@ -94,18 +84,22 @@ type Outcome struct {
 	Reason string
 }
 
-// AwaitApproval holds a request until a human decides. An approval already
-// granted for the same principal and fingerprint (a retry, or a reuse
+// AwaitApproval holds an operation until a human decides. The engine
+// describes what runs (database, action, exact text, parameters); the
+// session supplies who asks and where (principal, human, connection), so
+// an engine cannot bind an approval to less than the whole operation. An
+// approval already granted for the same operation (a retry, or a reuse
 // window) is used at once; otherwise a request is opened, onPending is
 // called with it (engines tell the client the id), and the call waits up
-// to the approval timeout. Approving one statement never lets another
-// through: the fingerprint must match exactly. An approval is used only if
-// the session's token still holds then (Check).
-func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, statement, fingerprint string, onPending func(*approval.Approval)) (Outcome, error) {
+// to the approval timeout. An approval is used only if the session's token
+// still holds then (Check). summary is the operation without literal
+// values, for the audit log.
+func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, op approval.Operation, summary string, onPending func(*approval.Approval)) (Outcome, error) {
 	if p.Approvals == nil {
 		return Outcome{Reason: "approvals are not configured"}, nil
 	}
-	if a, err := p.Approvals.FindApproved(ctx, s.uid, fingerprint); err != nil {
+	op.Principal, op.OnBehalfOf, op.Connection = s.uid, s.Claims.Actor, s.Connection
+	if a, err := p.Approvals.FindApproved(ctx, op); err != nil {
 		return Outcome{}, err
 	} else if a != nil {
 		if err := p.Check(s); err != nil {
@@ -115,9 +109,9 @@ func (p *Pipeline) AwaitApproval(ctx context.Context, s *Session, h *Hold, state
 			return Outcome{Approved: true, Approval: a}, nil
 		}
 	}
-	a, err := p.Approvals.RequestStatement(ctx, approval.StatementSpec{
-		Principal: s.uid, Subject: s.Claims.Subject, OnBehalfOf: s.Claims.Actor, Connection: s.Connection,
-		Statement: statement, Fingerprint: fingerprint, Policy: h.Policy, Group: h.Group, Required: h.Required, Window: h.Window,
+	a, err := p.Approvals.RequestOperation(ctx, approval.HoldSpec{
+		Operation: op, Subject: s.Claims.Subject, Summary: summary,
+		Policy: h.Policy, Group: h.Group, Required: h.Required, Window: h.Window,
 	})
 	if err != nil {
 		return Outcome{}, err

@@ -231,8 +231,11 @@ func hasType(v types.Value, t resolved.IsType) bool {
 			}
 		}
 		return true
+	case resolved.EntityType:
+		uid, ok := v.(types.EntityUID)
+		return ok && uid.Type == types.EntityType(t)
 	}
-	return true // records, entities, extensions: left to the validator
+	return true // records, extensions: left to the validator
 }
 
 func typeName(t resolved.IsType) string {
@@ -245,6 +248,8 @@ func typeName(t resolved.IsType) string {
 		return "a Bool"
 	case resolved.SetType:
 		return "a Set<" + strings.TrimPrefix(strings.TrimPrefix(typeName(t.Element), "a "), "an ") + ">"
+	case resolved.EntityType:
+		return "a " + string(t)
 	}
 	return fmt.Sprintf("%T", t)
 }

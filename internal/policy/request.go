@@ -16,12 +16,18 @@ type Request struct {
 	// Context holds the action's details, as the schema names them: for SQL
 	// "class", "tables", "columns", "flags"; for the others "namespace",
 	// "verb", "kind", "command", "method", "path", "tool", "arguments".
-	// Values are string, bool, any Go integer, []string (a Cedar Set) or
-	// map[string]any (a Record). Attributes left out, at the top level or
+	// Values are string, bool, any Go integer, []string (a Cedar Set),
+	// map[string]any (a Record) or Ref (an entity). Attributes left out, at the top level or
 	// in a record, get their zero value; "connection" is always set from
 	// Resource. An attribute the action lacks, or a value of the wrong
 	// type, denies.
 	Context map[string]any
+}
+
+// Ref names an entity in a context value, such as the reviewer Group of
+// approval:decide (`principal in context.reviewers`).
+type Ref struct {
+	Type, ID string
 }
 
 // Principal is who asks. Scopes, OnBehalfOf and Connections apply to agents
@@ -154,6 +160,8 @@ func toValue(v any) (types.Value, error) {
 		return stringSet(v), nil
 	case map[string]any:
 		return recordValue(v)
+	case Ref:
+		return types.NewEntityUID(types.EntityType(v.Type), types.String(v.ID)), nil
 	case types.Value: // for callers that already speak Cedar
 		return v, nil
 	}

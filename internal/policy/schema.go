@@ -31,6 +31,7 @@ const (
 	Host       = "Host"
 	Tool       = "Tool"
 	Function   = "Function"
+	Approval   = "Approval"
 )
 
 // actionType is the entity type of every action UID (the schema has no namespace).

@@ -119,3 +119,67 @@ func TestStarterHumanExample(t *testing.T) {
 		t.Errorf("a user outside the group may select under the example")
 	}
 }
+
+// TestStarterApprovalPolicies: approving is a human's decision (User
+// principals in the approval's reviewer group), whatever an agent's groups
+// or scopes; requesters see their own approvals.
+func TestStarterApprovalPolicies(t *testing.T) {
+	set, err := LoadFS(StarterFS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apr := Resource{Type: Approval, ID: "apr_1", Connection: "pg"}
+	req := func(p Principal, action, group string, ctx map[string]any) Request {
+		c := map[string]any{"reviewers": Ref{Type: Group, ID: group}, "kind": "statement", "held_action": "sql:ddl",
+			"requester": `Agent::"bot"`, "on_behalf_of": "alice"}
+		for k, v := range ctx {
+			c[k] = v
+		}
+		return Request{Principal: p, Action: action, Resource: apr, Context: c}
+	}
+	erin := Principal{Type: User, ID: "erin", Groups: []string{"admins"}}
+	agentIn := func(scopes ...string) Principal {
+		p := agent(scopes...)
+		p.Groups = []string{"admins"}
+		return p
+	}
+	tests := []struct {
+		name     string
+		req      Request
+		allow    bool
+		policies []string
+	}{
+		{"a human in the reviewer group decides", req(erin, "approval:decide", "admins", nil), true, []string{"approval-reviewers"}},
+		{"a human in the reviewer group sees", req(erin, "approval:view", "admins", nil), true, []string{"approval-reviewers"}},
+		{"the group checked is the approval's", req(erin, "approval:decide", "dba", nil), false, nil},
+		{"a human outside the group", req(Principal{Type: User, ID: "frank", Groups: []string{"devs"}}, "approval:decide", "admins", nil), false, nil},
+		{"an agent in the group does not decide", req(agentIn("ddl"), "approval:decide", "admins", nil), false, nil},
+		{"an admin-scoped agent in the group does not decide", req(agentIn("admin"), "approval:decide", "admins", nil), false, nil},
+		{"an admin-scoped agent does not see", req(agentIn("admin"), "approval:view", "admins", nil), false, nil},
+		{"the requesting agent sees", req(agent("read"), "approval:view", "admins", map[string]any{"is_requester": true}), true, []string{"approval-requesters"}},
+		{"the requesting agent does not decide", req(agent("read"), "approval:decide", "admins", map[string]any{"is_requester": true}), false, nil},
+		{"the human acted for sees", req(Principal{Type: User, ID: "alice"}, "approval:view", "admins", map[string]any{"is_on_behalf_of": true}), true, []string{"approval-requesters"}},
+		{"an unrelated agent does not see", req(agent("read"), "approval:view", "admins", nil), false, nil},
+		{"a requester outside its token's connections", req(Principal{Type: Agent, ID: "a", Scopes: []string{"read"}}, "approval:view", "admins",
+			map[string]any{"is_requester": true}), false, []string{"agent-connection-scope"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := set.Decide(tt.req)
+			if d.Allow != tt.allow || !slices.Equal(ids(d), tt.policies) || len(d.Errors) > 0 {
+				t.Fatalf("Decide = allow %v by %v, errors %v; want allow %v by %v", d.Allow, ids(d), d.Errors, tt.allow, tt.policies)
+			}
+		})
+	}
+	// Without the reviewer group in the context, nothing is allowed.
+	r := req(erin, "approval:decide", "admins", nil)
+	delete(r.Context, "reviewers")
+	if d := set.Decide(r); d.Allow {
+		t.Fatal("allowed without context.reviewers")
+	}
+	// A reviewer group of the wrong type is refused.
+	r.Context["reviewers"] = "admins"
+	if d := set.Decide(r); d.Allow || len(d.Errors) == 0 {
+		t.Fatalf("a string reviewer group: %+v", d)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -140,7 +141,7 @@ func waitForApproval(t *testing.T, h *harness) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		as, err := h.gw.Admin.ListApprovals(context.Background(), "pending")
+		as, err := h.gw.Approvals.List(context.Background(), "pending")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,5 +192,35 @@ func TestToolCallHeld(t *testing.T) {
 	res = call(t, cs, "list_connections", nil)
 	if res.IsError || !strings.Contains(text(res), "pg (postgres") {
 		t.Fatalf("the approved call: %s", text(res))
+	}
+}
+
+// TestApprovalStatusOfOthers: approval_status tells an agent about its own
+// approvals only (approval:view, the requester acting for the same human):
+// another agent learns nothing, not even that the id exists, whether a
+// query of this engine waits on it or it is only a record in the store
+// (one a wire client asked for).
+func TestApprovalStatusOfOthers(t *testing.T) {
+	h := newHarness(t, harnessOpts{extraPolicy: approvalPolicy})
+	h.seed()
+	held := pendingQuery(t, h.connectHTTP(h.token("report-bot", "read")), "UPDATE users SET note = 'mine' WHERE id = 4")
+	rec, err := h.gw.Approvals.RequestOperation(context.Background(), approval.HoldSpec{Operation: approval.Operation{
+		Principal: `Agent::"report-bot"`, OnBehalfOf: "alice@example.com", Connection: "pg", Action: "sql:update",
+		Text: "UPDATE users SET note = 'wire' WHERE id = 5"}, Group: "dba"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := h.connectHTTP(h.token("other-bot", "read"))
+	for _, id := range []string{held, rec.ID} {
+		res := call(t, other, "approval_status", map[string]any{"approval_id": id})
+		if !res.IsError || strings.Contains(text(res), "pending") {
+			t.Errorf("another agent's approval_status of %s: error %v: %s", id, res.IsError, text(res))
+		}
+	}
+	var st statusOut
+	res := call(t, h.connectHTTP(h.token("report-bot", "read")), "approval_status", map[string]any{"approval_id": rec.ID})
+	structured(t, res, &st)
+	if res.IsError || st.Status != "pending" {
+		t.Fatalf("the requester's approval_status of its record: %+v %s", st, text(res))
 	}
 }

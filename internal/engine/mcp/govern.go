@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -119,8 +120,11 @@ func (e *Engine) holdCall(ctx context.Context, c *call, h *gateway.Hold, resourc
 	defer stop()
 	wctx, cancel := context.WithTimeout(tctx, wait)
 	defer cancel()
-	statement := "mcp:call " + resource + " " + e.maskedArguments(args)
-	out, err := e.opts.Pipeline.AwaitApproval(wctx, c.gs, h, statement, gateway.Fingerprint(c.gs.Connection, "mcp:call "+resource, raw), nil)
+	// Reviewers see the call exactly (the tool and its clear arguments);
+	// the audit log gets the masked arguments.
+	op := approval.Operation{Action: "mcp:call", Text: resource + " " + string(raw)}
+	summary := "mcp:call " + resource + " " + e.maskedArguments(args)
+	out, err := e.opts.Pipeline.AwaitApproval(wctx, c.gs, h, op, summary, nil)
 	switch {
 	case c.gs.Ended() != nil:
 		return toolErrorf("gatehouse: %s", gateway.EndMessage(c.gs.Ended()))

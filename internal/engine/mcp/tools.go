@@ -501,9 +501,11 @@ func (e *Engine) approvalRecord(ctx context.Context, c *call, id string) (Approv
 	if svc == nil {
 		return ApprovalStatusOutput{}, false
 	}
-	a, err := svc.Get(ctx, id)
-	if err != nil || a.Principal != c.gs.PrincipalUID() || a.OnBehalfOf != c.gs.Claims.Actor {
-		return ApprovalStatusOutput{}, false // another principal's approval is not theirs to read
+	// Who may read an approval is approval:view (its requester and its
+	// reviewers), decided as on the REST API.
+	a, err := svc.GetFor(ctx, c.gs.Reviewer(), id)
+	if err != nil {
+		return ApprovalStatusOutput{}, false
 	}
 	out := ApprovalStatusOutput{ApprovalID: id, Status: a.Status}
 	if a.Status == approval.Approved {

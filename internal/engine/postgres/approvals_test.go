@@ -118,7 +118,7 @@ approvals:
 		go func() { _, err := c.Exec(ctx, "ALTER TABLE t ADD COLUMN a2 int"); done <- err }()
 		b := h.pending(t, a.ID)
 		// Approving X does not let Y through: deny Y.
-		if _, err := h.gw.Approvals.Deny(ctx, b.ID, approval.Reviewer{ID: "carol", Groups: []string{"admins"}}, "not today"); err != nil {
+		if _, err := h.gw.Approvals.Deny(ctx, b.ID, approval.Reviewer{ID: "carol", Type: "User", Groups: []string{"admins"}}, "not today"); err != nil {
 			t.Fatal(err)
 		}
 		err := <-done
@@ -156,10 +156,10 @@ approvals:
 			done <- err
 		}()
 		a := h.pending(t)
-		if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "alice@example.com", Groups: []string{"admins"}}, ""); err == nil {
+		if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "alice@example.com", Type: "User", Groups: []string{"admins"}}, ""); err == nil {
 			t.Fatal("alice approved a statement made on her behalf")
 		}
-		if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "mallory", Groups: []string{"devs"}}, ""); err == nil {
+		if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "mallory", Type: "User", Groups: []string{"devs"}}, ""); err == nil {
 			t.Fatal("a non-member approved")
 		}
 		<-done // times out
@@ -284,7 +284,7 @@ func TestHeldStatementOverTLS(t *testing.T) {
 	}()
 	a := h.pending(t)
 	time.Sleep(200 * time.Millisecond)
-	if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "carol", Groups: []string{"admins"}}, ""); err != nil {
+	if _, err := h.gw.Approvals.Approve(ctx, a.ID, approval.Reviewer{ID: "carol", Type: "User", Groups: []string{"admins"}}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

@@ -107,9 +107,11 @@ func (s *session) frontend(ctx context.Context) error {
 }
 
 // await holds a statement for approval, telling the client the approval id
-// first. text is the exact text that runs and params its parameters: the
-// approval binds both. It returns a denial when the statement must not run.
-func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analysis, text string, params []byte) *denial {
+// first. op is what runs (the exact text and its parameters, which must
+// not lie in the read buffer: the client's next bytes refill it while we
+// wait): the approval binds all of it. It returns a denial when the
+// statement must not run.
+func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analysis, op approval.Operation) *denial {
 	if err := s.uw.Flush(); err != nil { // what came before runs while we wait
 		return s.deny(codeConnectionFailure, "gatehouse: upstream write failed")
 	}
@@ -119,8 +121,8 @@ func (s *session) await(ctx context.Context, h *gateway.Hold, a *sqlguard.Analys
 	defer cancel()
 	stop := s.watchClient(cancel)
 	defer stop()
-	fingerprint := gateway.Fingerprint(s.gs.Connection, a.Normalized, []byte(text), params)
-	out, err := s.e.opts.Pipeline.AwaitApproval(ctx, s.gs, h, a.Normalized, fingerprint, func(ap *approval.Approval) {
+	op.Database, op.Action = s.database, a.Class.Action()
+	out, err := s.e.opts.Pipeline.AwaitApproval(ctx, s.gs, h, op, a.Normalized, func(ap *approval.Approval) {
 		msg := fmt.Sprintf("gatehouse: approval required: %s (policy %q, reviewers %q, %d needed); waiting up to %s",
 			ap.ID, ap.Policy, ap.Group, ap.Required, ap.Expires.Sub(ap.Created).Round(time.Second))
 		hint := fmt.Sprintf("approve with: gatehouse approvals approve %s   or   POST /v1/approvals/%s/approve", ap.ID, ap.ID)
@@ -202,6 +204,12 @@ func (s *session) onQuery(ctx context.Context, body []byte) error {
 			return dec.fatal
 		}
 		x.deny, x.rec, x.schema = dec.deny, dec.rec, changesSchema(a)
+		if dec.hold != nil {
+			// body lies in the read buffer, which the client's next bytes
+			// refilled while we waited: forward what was approved (sql
+			// was copied out before).
+			body = append([]byte(sql), 0)
+		}
 		if x.deny == nil {
 			if err := s.adjustWall(dec.writes); err != nil {
 				return err
@@ -255,7 +263,7 @@ func (s *session) decideQuery(ctx context.Context, sql string, a *sqlguard.Analy
 		// A simple query's literals are in its text, and the text of
 		// what its EXECUTEs run is in the definitions: together they
 		// bind the approval.
-		dec.deny = s.await(ctx, dec.hold, a, holdText, nil)
+		dec.deny = s.await(ctx, dec.hold, a, approval.Operation{Text: holdText})
 	}
 	return dec, effects
 }
@@ -368,6 +376,8 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	upstream := name
 	if x.deny == nil {
 		x.def = &stmtDef{text: sql, a: a, upstream: name}
+		// A malformed list leaves none: the upstream refuses the Parse.
+		x.def.types, _ = parseParamTypes(types)
 		if dec.hold != nil {
 			// Held: prepared under a name only the gateway knows, so
 			// nothing but an approved Bind can run it.
@@ -454,7 +464,7 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 			x.deny = s.deny(codeFeatureNotSupported, "gatehouse: "+err.Error())
 		} else {
 			var f *fatal
-			if pi, upstream, x.deny, f = s.decideBind(ctx, b, o); f != nil {
+			if pi, upstream, x.deny, f = s.decideBind(ctx, &b, o); f != nil {
 				return f
 			} else if x.deny == nil {
 				s.fe.portal[b.portal] = pi
@@ -469,6 +479,9 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 		sub = append(sub, 0, 0, 0, 0, 0, 0, 0)
 		return writeFrame(s.uw, 'B', sub)
 	}
+	if b.owned != nil {
+		body = b.owned // the engine's copy, made before it waited on a hold
+	}
 	if upstream != b.stmt {
 		msg := append([]byte(b.portal), 0)
 		msg = append(msg, upstream...)
@@ -482,11 +495,11 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 // decideBind decides one execution of a prepared statement: every
 // statement the name may mean must be allowed, with the parameters bound,
 // and a held one waits for an approval of exactly its text and values.
-func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portalInfo, string, *denial, *fatal) {
+func (s *session) decideBind(ctx context.Context, b *bindMsg, o outcome) (*portalInfo, string, *denial, *fatal) {
 	if o.undefined() {
 		return nil, "", s.undefinedStatement(b.stmt), nil
 	}
-	pi := &portalInfo{params: s.bindParams(b)}
+	pi := &portalInfo{params: s.bindParams(*b)}
 	upstream := b.stmt
 	for _, def := range o.defs {
 		if def == nil {
@@ -518,7 +531,10 @@ func (s *session) decideBind(ctx context.Context, b bindMsg, o outcome) (*portal
 			for _, e := range pi.executes {
 				text += "\x00" + e.text
 			}
-			if d := s.await(ctx, dec.hold, def.a, text, b.values); d != nil {
+			if err := b.own(); err != nil {
+				return nil, "", s.deny(codeInsufficientPrivilege, "gatehouse: "+err.Error()), nil
+			}
+			if d := s.await(ctx, dec.hold, def.a, def.operation(text, *b)); d != nil {
 				return nil, "", d, nil
 			}
 		}
@@ -533,6 +549,9 @@ type bindMsg struct {
 	params        [][]byte // nil for SQL NULL
 	resultFormats []int16
 	values        []byte // everything after the two names: what the client bound
+	// owned, once set (own), is the engine's copy of the message, which
+	// the other fields then point into.
+	owned []byte
 }
 
 // parseBind splits a Bind in one pass, validating every count and length

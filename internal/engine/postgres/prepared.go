@@ -20,6 +20,9 @@ type stmtDef struct {
 	// approved Bind through the gateway can run it.
 	upstream string
 	held     bool
+	// types are the parameter types the Parse declared (0: inferred),
+	// which say what a binary parameter's bytes mean: approvals bind them.
+	types []uint32
 }
 
 // A statement effect is what one statement does to the prepared
