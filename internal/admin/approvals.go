@@ -124,7 +124,7 @@ func ApprovalAuthorizer(policies func() (*policy.Set, error)) approval.Authorize
 			return nil
 		}
 		if len(d.Policies) == 0 && len(d.Errors) == 0 {
-			return fmt.Errorf("denied: no policy permits %s %s on approval %s (its reviewers: humans in group %q)", r.Principal(), action, a.ID, a.Group)
+			return fmt.Errorf("no policy permits %s %s on approval %s (its reviewers: humans in group %q)", r.Principal(), action, a.ID, a.Group)
 		}
 		return fmt.Errorf("%s %s on approval %s: %s", r.Principal(), action, a.ID, d.Reason())
 	}

@@ -422,15 +422,13 @@ permit (principal == Agent::"param-bot", action == Action::"sql:update", resourc
 	}
 }
 
-// TestHeldStatementNameReused is a known gap, left to the engine's
-// prepared-statement tracking (docs/security.md): the engine records a
-// Parse or Close as it forwards it, not once the upstream confirms it, so
-// a held statement can stay prepared upstream under a name the engine
-// believes was replaced or closed, and its Bind then runs what nobody
-// approved. Remove the Skip once statements are tracked by ParseComplete
-// and CloseComplete.
+// TestHeldStatementNameReused: a held statement's name cannot be made to
+// mean something the reviewer did not see, by parsing the name again
+// (upstream refuses a name in use), parsing it as a denied statement, or
+// closing it in a batch the upstream skips after an error. An engine that
+// tracked Parse and Close as sent, not as the upstream confirmed them, ran
+// the first statement on the approval of the second, or with none.
 func TestHeldStatementNameReused(t *testing.T) {
-	t.Skip("known gap: prepared statements are tracked as sent, not as the upstream confirmed (docs/security.md)")
 	h := newHarness(t, harnessOpts{extraConfig: "approvals: {timeout: 30s}\n"})
 	h.exec(`CREATE TABLE t (id int)`)
 	ctx := context.Background()
@@ -475,5 +473,55 @@ func TestHeldStatementNameReused(t *testing.T) {
 				t.Fatalf("%s ran without its approval", col)
 			}
 		})
+	}
+}
+
+// TestHeldBindValuesCannotChange: the values a reviewer approved are the
+// values that run, whatever the client sends while the Bind waits (its next
+// bytes refill the read buffer the Bind was read from).
+func TestHeldBindValuesCannotChange(t *testing.T) {
+	h := newHarness(t, harnessOpts{extraConfig: "approvals: {timeout: 30s}\n", extraPolicy: `
+@id("param-bot-updates-after-approval")
+@approval("admins")
+permit (principal == Agent::"param-bot", action == Action::"sql:update", resource);
+`})
+	h.exec(`CREATE TABLE p (id int, v int)`, `INSERT INTO p VALUES (1, 0)`)
+	ctx := context.Background()
+	rc, _ := h.rawSession(t, h.tokenScoped("param-bot", "alice@example.com", identity.ScopeRead))
+	flush := func(msgs ...pgproto3.FrontendMessage) {
+		for _, m := range msgs {
+			rc.fe.Send(m)
+		}
+		if err := rc.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // read it all: what follows starts a fresh read
+	}
+	flush(&pgproto3.Parse{Name: "s", Query: "UPDATE p SET v = $1 WHERE id = 1"}, &pgproto3.Flush{})
+	before := h.pendingIDs(t)
+	flush(&pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("1111")}})
+	a := h.pending(t, before...)
+	// The same Bind with other values, in a CopyData (ignored by
+	// PostgreSQL outside COPY), then an Execute.
+	evil, _ := (&pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("6666")}}).Encode(nil)
+	flush(&pgproto3.CopyData{Data: evil[5:]}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if code := h.gatehouseCLI("approvals", "approve", a.ID); code != 0 {
+		t.Fatalf("approvals approve exit %d", code)
+	}
+	h.waitStatus(t, a.ID, approval.Used)
+	up := connect(t, h.upstream)
+	var v int
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := up.QueryRow(ctx, "SELECT v FROM p WHERE id = 1").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v != 1111 {
+		t.Fatalf("v = %d after approving 1111", v)
 	}
 }
