@@ -244,18 +244,17 @@ func (l *Log) observeCheckpoint(result string) {
 // link to the leaf before it, or the log is not what this node holds: that
 // is a *TamperError.
 func (l *Log) catchUp(ctx context.Context, observe func(store.AuditRecord)) error {
-	var prev [2 * 32]byte
+	var hexBuf [64]byte
 	return l.opts.Store.ScanAudit(ctx, int64(l.rng.End()), func(r store.AuditRecord) error {
 		end := int64(l.rng.End())
 		if r.Index != end {
 			return &TamperError{Index: end, What: fmt.Sprintf("event missing from the store (next stored event has index %d)", r.Index)}
 		}
-		link, ok := fastLink(r.Body)
-		if !ok && json.Unmarshal(r.Body, &link) != nil {
+		index, link, ok := linkOf(r.Body)
+		if !ok {
 			return &TamperError{Index: end, What: "event body is not a valid event"}
 		}
-		n := hex.Encode(prev[:], l.last)
-		if link.Index != end || link.Prev != string(prev[:n]) {
+		if index != end || !linksTo(link, l.last, &hexBuf) {
 			return &TamperError{Index: end, What: "stored event does not link to the event before it"}
 		}
 		if err := l.rng.Append(r.LeafHash, nil); err != nil {

@@ -183,6 +183,7 @@ func Verify(ctx context.Context, src Source, v note.Verifier, opts VerifyOptions
 	next := 0 // next checkpoint to compare against
 	rng := rangeFactory.NewEmptyRange(0)
 	var prev, firstUnsigned []byte
+	var hexBuf [64]byte
 	expect := int64(0)
 	checkRoot := func() error {
 		for next < len(heads) && heads[next].size == expect {
@@ -211,16 +212,14 @@ func Verify(ctx context.Context, src Source, v note.Verifier, opts VerifyOptions
 		if r.Index != expect {
 			return &TamperError{Index: expect, What: fmt.Sprintf("event missing (next stored event has index %d)", r.Index)}
 		}
-		link, ok := fastLink(r.Body)
+		index, link, ok := linkOf(r.Body)
 		if !ok {
-			if err := json.Unmarshal(r.Body, &link); err != nil {
-				return &TamperError{Index: expect, What: "event body is not a valid event"}
-			}
+			return &TamperError{Index: expect, What: "event body is not a valid event"}
 		}
-		if link.Index != expect {
-			return &TamperError{Index: expect, What: fmt.Sprintf("event was written at index %d: events were reordered", link.Index)}
+		if index != expect {
+			return &TamperError{Index: expect, What: fmt.Sprintf("event was written at index %d: events were reordered", index)}
 		}
-		if link.Prev != hex.EncodeToString(prev) {
+		if !linksTo(link, prev, &hexBuf) {
 			if expect > 0 {
 				return &TamperError{Index: expect - 1, What: fmt.Sprintf("event changed or replaced: the link from event %d does not match it", expect)}
 			}
@@ -292,23 +291,35 @@ func IsTampered(err error) bool {
 	return errors.As(err, &te)
 }
 
-// fastLink reads index and prev from a body in the layout the log writes
-// ({"id":"…","index":N,"prev":"…",…}) without a full JSON decode, which
-// dominates verification time otherwise. Anything else takes the slow path;
-// the leaf hash covers every byte either way.
-func fastLink(b []byte) (leafLink, bool) {
+// linkOf returns the index and the prev link an event body carries. The
+// layout the log writes ({"id":"…","index":N,"prev":"…",…}) is read without
+// a JSON decode or an allocation, which otherwise dominate verification and
+// opening the log; anything else takes the slow path. The leaf hash covers
+// every byte either way.
+func linkOf(b []byte) (index int64, prev []byte, ok bool) {
+	if index, prev, ok = fastLink(b); ok {
+		return index, prev, true
+	}
 	var l leafLink
+	if json.Unmarshal(b, &l) != nil {
+		return 0, nil, false
+	}
+	return l.Index, []byte(l.Prev), true
+}
+
+// fastLink is linkOf for the log's own layout.
+func fastLink(b []byte) (int64, []byte, bool) {
 	rest, ok := bytes.CutPrefix(b, []byte(`{"id":"`))
 	if !ok {
-		return l, false
+		return 0, nil, false
 	}
 	i := bytes.IndexByte(rest, '"')
 	if i < 0 {
-		return l, false
+		return 0, nil, false
 	}
 	rest, ok = bytes.CutPrefix(rest[i:], []byte(`","index":`))
 	if !ok {
-		return l, false
+		return 0, nil, false
 	}
 	n, digits := int64(0), 0
 	for digits < len(rest) && digits < 18 && rest[digits] >= '0' && rest[digits] <= '9' {
@@ -316,16 +327,25 @@ func fastLink(b []byte) (leafLink, bool) {
 		digits++
 	}
 	if digits == 0 {
-		return l, false
+		return 0, nil, false
 	}
 	rest, ok = bytes.CutPrefix(rest[digits:], []byte(`,"prev":"`))
 	if !ok {
-		return l, false
+		return 0, nil, false
 	}
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
-		return l, false
+		return 0, nil, false
 	}
-	l.Index, l.Prev = n, string(rest[:j])
-	return l, true
+	return n, rest[:j], true
+}
+
+// linksTo reports whether prev, a body's hex link, names leaf; buf is
+// scratch space, so the check allocates nothing.
+func linksTo(prev, leaf []byte, buf *[64]byte) bool {
+	if len(leaf) > len(buf)/2 {
+		return false
+	}
+	n := hex.Encode(buf[:], leaf)
+	return bytes.Equal(prev, buf[:n])
 }
