@@ -23,6 +23,12 @@ type Local struct {
 	Store    store.Store
 	Identity *identity.Service
 	Verifier note.Verifier
+	// AuditVerify is what VerifyAudit checks beyond the store (the
+	// checkpoint file, the grace for unsigned events).
+	AuditVerify audit.VerifyOptions
+	// AuditErr, if set, says why this process's audit log refuses to
+	// sign; VerifyAudit reports it.
+	AuditErr func() error
 	// Policies returns the policy set to test against.
 	Policies func() (*policy.Set, error)
 	// RevokeFor bounds how long a revocation by id is kept: no token lives
@@ -67,7 +73,18 @@ func (l *Local) RotateKeys(ctx context.Context) (string, error) {
 }
 
 func (l *Local) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return audit.Verify(ctx, l.Store, l.Verifier)
+	return l.VerifyAuditWith(ctx, l.Verifier, l.AuditVerify)
+}
+
+// VerifyAuditWith verifies the store under v with opts (a pinned copy of
+// the verifier key, more checkpoint files). A log that verifies still fails
+// when this process's audit log refuses to sign.
+func (l *Local) VerifyAuditWith(ctx context.Context, v note.Verifier, opts audit.VerifyOptions) (audit.Report, error) {
+	rep, err := audit.Verify(ctx, l.Store, v, opts)
+	if err == nil && l.AuditErr != nil {
+		err = l.AuditErr()
+	}
+	return rep, err
 }
 
 func (l *Local) TailAudit(ctx context.Context, n int) ([]json.RawMessage, error) {

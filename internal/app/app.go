@@ -90,10 +90,13 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		return nil, err
 	}
 	c.Audit, err = audit.Open(ctx, audit.Options{
-		Store: c.Store, Signer: signer, Logger: logger,
+		Store: c.Store, Signer: signer, Verifier: verifier, Logger: logger,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
-		Linger:   lingerFor(cfg),
-		OnCommit: c.Metrics.ObserveCommit,
+		UnsignedGrace: cfg.Audit.UnsignedGrace, CheckpointFile: cfg.AuditCheckpointFile(), WitnessURL: cfg.Audit.WitnessURL,
+		Linger:       lingerFor(cfg),
+		OnCommit:     c.Metrics.ObserveCommit,
+		OnCheckpoint: c.Metrics.ObserveCheckpoint,
+		OnExternal:   c.Metrics.ObserveExternal,
 	})
 	if err != nil {
 		c.Store.Close()
@@ -125,6 +128,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	c.Admin = &admin.Local{
 		Approvals: c.Approvals,
 		Store:     c.Store, Identity: c.Identity, Verifier: verifier,
+		AuditVerify: AuditVerifyOptions(cfg), AuditErr: c.Audit.Err,
 		Policies:  func() (*policy.Set, error) { return policy.Load(cfg.Policies) },
 		RevokeFor: maxTTL + skew,
 	}
@@ -454,6 +458,16 @@ func (g *Gateway) onPolicyReload(r policy.ReloadResult) {
 	if _, err := g.Audit.Enqueue(ev); err != nil {
 		g.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
+}
+
+// AuditVerifyOptions are what `audit verify` checks on this host besides
+// the store: the checkpoint file and the grace for unsigned events.
+func AuditVerifyOptions(cfg *config.Config) audit.VerifyOptions {
+	opts := audit.VerifyOptions{UnsignedGrace: cfg.Audit.UnsignedGrace}
+	if f := cfg.AuditCheckpointFile(); f != "" {
+		opts.CheckpointFiles = []string{f}
+	}
+	return opts
 }
 
 // lingerFor is the audit writer's gathering time: with group durability no

@@ -31,11 +31,17 @@ func (g *Gateway) listen(name, addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// ready reports whether the gateway can serve: the store answers and every
-// listener accepts. Each failure names what failed; details stay in the
+// ready reports whether the gateway can serve: the store answers, the audit
+// log signs, and every listener accepts. Each failure names what failed; details stay in the
 // log, since /readyz answers anyone.
 func (g *Gateway) ready(ctx context.Context) error {
 	var errs []error
+	// For good once the audit log refuses to sign: the stored log is not
+	// the one this node signed.
+	if err := g.Audit.Err(); err != nil {
+		g.Logger.Warn("readiness: audit log refuses to sign", "err", err)
+		errs = append(errs, errors.New("audit: log tampered, signing refused"))
+	}
 	if _, err := g.Store.AuditSize(ctx); err != nil {
 		g.Logger.Warn("readiness: store unreachable", "err", err)
 		errs = append(errs, errors.New("store: unreachable"))

@@ -20,11 +20,12 @@ func BenchmarkAppendDurable(b *testing.B) {
 		b.Run(kind.Name, func(b *testing.B) {
 			spec, dir := kind.Spec(b)
 			st := testenv.OpenStore(b, spec, dir)
-			signer, _, err := audit.LoadOrCreateKeys(dir + "/keys")
+			signer, verifier, err := audit.LoadOrCreateKeys(dir + "/keys")
 			if err != nil {
 				b.Fatal(err)
 			}
-			l, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer})
+			// As the gateway runs by default: checkpoints also go to a file.
+			l, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer, Verifier: verifier, CheckpointFile: dir + "/audit-checkpoints.log"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,7 +59,7 @@ func BenchmarkVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer, CheckpointEvery: 100000, MaxBatch: 8192})
+	l, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer, Verifier: verifier, CheckpointEvery: 100000, MaxBatch: 8192, CheckpointFile: dir + "/audit-checkpoints.log"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		rep, err := audit.Verify(context.Background(), st, verifier)
+		rep, err := audit.Verify(context.Background(), st, verifier, audit.VerifyOptions{CheckpointFiles: []string{dir + "/audit-checkpoints.log"}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,13 +1,16 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -27,11 +30,31 @@ var ErrBackpressure = errors.New("audit log queue full")
 type Options struct {
 	Store  store.Store
 	Signer note.Signer
+	// Verifier is Signer's public key. The log checks with it, before
+	// signing, that the stored tree extends the last checkpoint it trusts,
+	// and refuses to sign otherwise (see Err).
+	Verifier note.Verifier
 	// CheckpointEvery signs a checkpoint after this many new events (1000).
 	CheckpointEvery int64
 	// CheckpointInterval signs a checkpoint at least this often while events
 	// arrive (10s).
 	CheckpointInterval time.Duration
+	// UnsignedGrace is how long an event may stay outside every signed
+	// checkpoint (CheckpointInterval + 1m). A running log signs well within
+	// it; a log opened over unsigned events that span more than this refuses
+	// to sign them, as Verify fails them.
+	UnsignedGrace time.Duration
+	// CheckpointFile, if set, is an append-only file outside the store that
+	// signed checkpoints are also written to: at most once per
+	// CheckpointInterval, and at Close.
+	CheckpointFile string
+	// WitnessURL, if set, is sent each checkpoint written to the file, as a
+	// POST of the signed note. A failure is logged and retried with the
+	// newest checkpoint; it never holds up appends.
+	WitnessURL string
+	// HTTPClient posts to the witness (default http.Client; each post is
+	// bounded to 10s).
+	HTTPClient *http.Client
 	// MaxBatch bounds the events committed in one transaction (4096).
 	MaxBatch int
 	// Linger, when positive, lets the writer gather events for up to this
@@ -45,7 +68,19 @@ type Options struct {
 	Logger    *slog.Logger
 	// OnCommit, if set, observes each group commit (for metrics).
 	OnCommit func(events int, took time.Duration, err error)
+	// OnCheckpoint, if set, observes each checkpoint attempt: "signed",
+	// "refused" (the log refuses to sign, see Err) or "error" (the store
+	// failed; retried).
+	OnCheckpoint func(result string)
+	// OnExternal, if set, observes each write of a checkpoint outside the
+	// store, to target "file" or "witness".
+	OnExternal func(target string, err error)
 }
+
+// DefaultUnsignedGrace is UnsignedGrace for a checkpoint interval: one
+// interval for the checkpoint to come due, and a minute of slack for
+// commit and signing time and clock skew between hosts.
+func DefaultUnsignedGrace(interval time.Duration) time.Duration { return interval + time.Minute }
 
 // Pending is an event accepted into the log's order but perhaps not yet
 // durable.
@@ -68,7 +103,9 @@ func (p *Pending) Wait(ctx context.Context) (Event, error) {
 // Log appends events through group commit: one writer goroutine takes
 // everything queued while the previous commit was in flight and commits it in
 // one transaction (one fsync), which is how a single node sustains tens of
-// thousands of durable appends a second.
+// thousands of durable appends a second. Checkpoints are signed by a second
+// goroutine and copied outside the store by a third, so neither holds up a
+// commit.
 type Log struct {
 	opts  Options
 	queue chan *Pending
@@ -80,25 +117,47 @@ type Log struct {
 	closed bool
 
 	// writer state, owned by the run goroutine
-	rng         *compact.Range
-	lastCPSize  int64
-	lastCPTime  time.Time
-	checkpoints int
+	rng     *compact.Range
+	last    []byte // leaf hash of the last leaf in rng
+	size    int64  // events in the store as far as the writer knows
+	reqSize int64  // size of the last checkpoint asked of the signer
+	reqTime time.Time
+
+	// heads carries checkpoints to sign to the signer goroutine; it holds
+	// one, and a newer head replaces one not yet taken.
+	heads      chan head
+	signerDone chan struct{}
+	signed     atomic.Int64 // size of the newest checkpoint trusted or signed
+	trust      trusted      // owned by the signer goroutine once it runs
+
+	ext *exporter // nil without a checkpoint file or witness
+
+	refusedMu sync.Mutex
+	refused   error
+	// persistRefusal is set once Open has checked the store: a refusal
+	// found after that is written to the checkpoint file, because no later
+	// node could find it again by itself.
+	persistRefusal bool
 }
 
 var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 
 // Open starts a log over opts.Store, rebuilding the in-memory tree state
-// from the stored leaves.
+// from the stored leaves and checking it against the newest checkpoints it
+// can verify, in the store and in the checkpoint file. A log that fails
+// those checks still opens and appends, but refuses to sign (see Err).
 func Open(ctx context.Context, opts Options) (*Log, error) {
-	if opts.Store == nil || opts.Signer == nil {
-		return nil, errors.New("audit: Open needs a store and a signer")
+	if opts.Store == nil || opts.Signer == nil || opts.Verifier == nil {
+		return nil, errors.New("audit: Open needs a store, a signer and its verifier")
 	}
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 1000
 	}
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 10 * time.Second
+	}
+	if opts.UnsignedGrace <= 0 {
+		opts.UnsignedGrace = DefaultUnsignedGrace(opts.CheckpointInterval)
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 4096
@@ -113,33 +172,99 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Log{
-		opts:  opts,
-		queue: make(chan *Pending, opts.QueueSize),
-		stop:  make(chan struct{}),
-		abort: make(chan struct{}),
-		done:  make(chan struct{}),
-		rng:   rangeFactory.NewEmptyRange(0),
+		opts:       opts,
+		queue:      make(chan *Pending, opts.QueueSize),
+		stop:       make(chan struct{}),
+		abort:      make(chan struct{}),
+		done:       make(chan struct{}),
+		rng:        rangeFactory.NewEmptyRange(0),
+		heads:      make(chan head, 1),
+		signerDone: make(chan struct{}),
 	}
-	if err := l.catchUp(ctx); err != nil {
+	if err := l.openTrust(ctx); err != nil {
 		return nil, err
 	}
-	if cp, err := opts.Store.LatestCheckpoint(ctx); err == nil {
-		l.lastCPSize, l.lastCPTime = cp.Size, cp.Time
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("audit open: %w", err)
+	l.persistRefusal = true
+	l.size = int64(l.rng.End())
+	l.reqSize, l.reqTime = l.trust.size(), l.trust.time
+	if l.reqTime.IsZero() {
+		l.reqTime = opts.Clock()
 	}
+	l.signed.Store(l.trust.size())
+	if opts.CheckpointFile != "" || opts.WitnessURL != "" {
+		l.ext = newExporter(opts)
+	}
+	go l.signer()
 	go l.run()
 	return l, nil
 }
 
-// catchUp extends the in-memory compact range with leaves appended since it
-// was last extended (by this node or, with a shared store, another one).
-func (l *Log) catchUp(ctx context.Context) error {
-	return l.opts.Store.ScanAudit(ctx, int64(l.rng.End()), func(r store.AuditRecord) error {
-		if r.Index != int64(l.rng.End()) {
-			return fmt.Errorf("audit: stored log has a gap at index %d; run `gatehouse audit verify`", l.rng.End())
+// Err says why the log refuses to sign checkpoints, as a *TamperError, or
+// is nil while it signs. Readiness and `audit verify` report it.
+func (l *Log) Err() error {
+	l.refusedMu.Lock()
+	defer l.refusedMu.Unlock()
+	return l.refused
+}
+
+// refuse stops all further signing, for good: the store no longer holds the
+// log this node trusts, and a signature now would vouch for a forgery.
+func (l *Log) refuse(err error) {
+	l.refusedMu.Lock()
+	first := l.refused == nil
+	if first {
+		l.refused = err
+	}
+	persist := first && l.persistRefusal
+	l.refusedMu.Unlock()
+	if !first {
+		return
+	}
+	l.opts.Logger.Error("AUDIT LOG TAMPERING DETECTED: this node refuses to sign audit checkpoints from now on; run `gatehouse audit verify`", "err", err)
+	l.observeCheckpoint("refused")
+	if persist && l.ext != nil {
+		msg, serr := SignRefusal(l.opts.Signer, err.Error(), l.opts.Clock())
+		if serr != nil {
+			l.opts.Logger.Error("audit refusal notice", "err", serr)
+			return
 		}
-		return l.rng.Append(r.LeafHash, nil)
+		l.ext.refuse(msg)
+	}
+}
+
+func (l *Log) observeCheckpoint(result string) {
+	if l.opts.OnCheckpoint != nil {
+		l.opts.OnCheckpoint(result)
+	}
+}
+
+// catchUp extends the in-memory compact range with leaves appended since it
+// was last extended (by this node or, with a shared store, another one),
+// calling observe, if set, after each. Each must sit at the next index and
+// link to the leaf before it, or the log is not what this node holds: that
+// is a *TamperError.
+func (l *Log) catchUp(ctx context.Context, observe func(store.AuditRecord)) error {
+	var hexBuf [64]byte
+	return l.opts.Store.ScanAudit(ctx, int64(l.rng.End()), func(r store.AuditRecord) error {
+		end := int64(l.rng.End())
+		if r.Index != end {
+			return &TamperError{Index: end, What: fmt.Sprintf("event missing from the store (next stored event has index %d)", r.Index)}
+		}
+		index, link, ok := linkOf(r.Body)
+		if !ok {
+			return &TamperError{Index: end, What: "event body is not a valid event"}
+		}
+		if index != end || !linksTo(link, l.last, &hexBuf) {
+			return &TamperError{Index: end, What: "stored event does not link to the event before it"}
+		}
+		if err := l.rng.Append(r.LeafHash, nil); err != nil {
+			return fmt.Errorf("audit: extend tree: %w", err)
+		}
+		l.last = r.LeafHash
+		if observe != nil {
+			observe(r)
+		}
+		return nil
 	})
 }
 
@@ -213,19 +338,19 @@ func (l *Log) run() {
 			continue
 		case <-l.stop:
 			// Drain what was queued before Close, then sign the final state.
-			for {
+			for !l.aborted() {
 				batch = l.drain(batch[:0])
 				if len(batch) == 0 {
+					l.maybeCheckpoint(true)
 					break
 				}
 				l.commit(batch)
-				select {
-				case <-l.abort:
-					return
-				default:
-				}
 			}
-			l.maybeCheckpoint(true)
+			close(l.heads)
+			<-l.signerDone
+			if l.ext != nil {
+				l.ext.close(l.aborted())
+			}
 			return
 		}
 		if l.opts.Linger > 0 {
@@ -275,7 +400,7 @@ func (l *Log) commit(batch []*Pending) {
 		if attempt > 0 && l.landed(batch[0].ev.ID) {
 			// The previous attempt committed but reported an error (a lost
 			// connection after COMMIT); appending again would duplicate it.
-			err = l.catchUp(context.Background())
+			err = l.follow(context.Background(), nil)
 		} else {
 			err = l.commitOnce(batch)
 		}
@@ -311,7 +436,10 @@ func (l *Log) landed(id string) bool {
 func (l *Log) commitOnce(batch []*Pending) error {
 	ctx := context.Background()
 	var leaves [][]byte
+	var headSize int64
+	var headLast []byte
 	err := l.opts.Store.AppendAudit(ctx, func(size int64, last []byte) ([]store.AuditRecord, error) {
+		headSize, headLast = size, last
 		recs := make([]store.AuditRecord, len(batch))
 		leaves = leaves[:0]
 		prev := last
@@ -332,51 +460,94 @@ func (l *Log) commitOnce(batch []*Pending) error {
 	if err != nil {
 		return err
 	}
-	// Another node may have appended before us; bring the tree up to date
-	// from the store rather than trusting our own leaves alone.
-	first := batch[0].ev.Index
-	if int64(l.rng.End()) != first {
-		return l.catchUp(ctx)
+	l.size = headSize + int64(len(batch))
+	if l.Err() != nil {
+		return nil // the tree is no longer kept once the log refuses to sign
+	}
+	// The head the batch was appended to must be the tree this node holds,
+	// or a newer one another node extended it to.
+	end := int64(l.rng.End())
+	switch {
+	case headSize < end:
+		l.refuse(&TamperError{Index: headSize, What: fmt.Sprintf("the store's log head went back from %d to %d events: events were removed", end, headSize)})
+		return nil
+	case headSize == end && !bytes.Equal(headLast, l.last):
+		l.refuse(&TamperError{Index: max(end-1, 0), What: "the store's log head names a last event that is not the one this node holds: the log was rewritten"})
+		return nil
+	case headSize > end:
+		// Another node appended before us; bring the tree up to date from
+		// the store rather than trusting our own leaves alone.
+		return l.follow(ctx, nil)
 	}
 	for _, h := range leaves {
 		if err := l.rng.Append(h, nil); err != nil {
 			return fmt.Errorf("audit: extend tree: %w", err)
 		}
 	}
+	l.last = leaves[len(leaves)-1]
 	return nil
 }
 
-// maybeCheckpoint signs a checkpoint when CheckpointEvery events have
-// arrived since the last one, or when force is set and any have.
+// follow runs catchUp after a commit. A store that no longer holds what this
+// node holds makes the log refuse to sign; the events just committed are
+// durable all the same, so that is not a commit error.
+func (l *Log) follow(ctx context.Context, observe func(store.AuditRecord)) error {
+	err := l.catchUp(ctx, observe)
+	if IsTampered(err) {
+		l.refuse(err)
+		return nil
+	}
+	return err
+}
+
+// maybeCheckpoint asks the signer for a checkpoint when CheckpointEvery
+// events have arrived since the last one was asked for, or when
+// CheckpointInterval has passed, or when force is set (the ticker, Close)
+// and any event is unsigned.
 func (l *Log) maybeCheckpoint(force bool) {
-	size := int64(l.rng.End())
-	if size == l.lastCPSize {
+	if l.size == l.signed.Load() {
 		return
 	}
 	now := l.opts.Clock()
-	if !force && size-l.lastCPSize < l.opts.CheckpointEvery && now.Sub(l.lastCPTime) < l.opts.CheckpointInterval {
+	if !force && (l.size == l.reqSize || l.size-l.reqSize < l.opts.CheckpointEvery && now.Sub(l.reqTime) < l.opts.CheckpointInterval) {
 		return
 	}
-	if _, err := l.checkpoint(context.Background(), now); err != nil {
-		l.opts.Logger.Error("audit checkpoint failed", "size", size, "err", err)
+	h := head{size: l.size, at: now}
+	if l.Err() == nil {
+		root, err := l.rng.GetRootHash(nil)
+		if err != nil {
+			l.opts.Logger.Error("audit checkpoint: tree root", "err", err)
+			return
+		}
+		h.size, h.root = int64(l.rng.End()), root
+	}
+	l.reqSize, l.reqTime = h.size, now
+	sendNewest(l.heads, h)
+}
+
+// aborted reports whether Close gave up waiting.
+func (l *Log) aborted() bool {
+	select {
+	case <-l.abort:
+		return true
+	default:
+		return false
 	}
 }
 
-func (l *Log) checkpoint(ctx context.Context, now time.Time) (store.Checkpoint, error) {
-	size := int64(l.rng.End())
-	root, err := l.rng.GetRootHash(nil)
-	if err != nil {
-		return store.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
+// sendNewest sends v on ch, which has room for one value, replacing a value
+// not yet taken: a newer checkpoint covers everything an older one does.
+// Only one goroutine sends on ch.
+func sendNewest[T any](ch chan T, v T) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
 	}
-	msg, err := SignCheckpoint(l.opts.Signer, size, root, now)
-	if err != nil {
-		return store.Checkpoint{}, err
-	}
-	cp := store.Checkpoint{Size: size, Root: root, Time: now.UTC(), Note: msg}
-	if err := l.opts.Store.PutCheckpoint(ctx, cp); err != nil {
-		return store.Checkpoint{}, err
-	}
-	l.lastCPSize, l.lastCPTime = size, now
-	l.checkpoints++
-	return cp, nil
 }

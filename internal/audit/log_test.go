@@ -30,33 +30,55 @@ type fixture struct {
 	st        store.Store
 	log       *audit.Log
 	keys      string
+	// cpFile is the log's checkpoint file outside the store.
+	cpFile string
 }
 
 func open(t *testing.T, kind testenv.StoreKind, opts audit.Options) *fixture {
 	t.Helper()
 	spec, dir := kind.Spec(t)
-	f := &fixture{spec: spec, dir: dir, keys: dir + "/keys"}
+	f := &fixture{spec: spec, dir: dir, keys: dir + "/keys", cpFile: dir + "/audit-checkpoints.log"}
 	f.st = testenv.OpenStore(t, spec, dir)
-	signer, _, err := audit.LoadOrCreateKeys(f.keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Store, opts.Signer = f.st, signer
-	f.log, err = audit.Open(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.log.Close(context.Background()) })
+	f.log = f.openLog(t, opts)
 	return f
 }
 
+// openLog opens another log over the fixture's store, keys and checkpoint
+// file, as the next gateway or admin command on the host would.
+func (f *fixture) openLog(t *testing.T, opts audit.Options) *audit.Log {
+	t.Helper()
+	signer, verifier, err := audit.LoadOrCreateKeys(f.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store, opts.Signer, opts.Verifier = f.st, signer, verifier
+	switch opts.CheckpointFile {
+	case "":
+		opts.CheckpointFile = f.cpFile
+	case noCheckpointFile:
+		opts.CheckpointFile = ""
+	}
+	l, err := audit.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	return l
+}
+
+// noCheckpointFile as Options.CheckpointFile makes openLog open a log
+// without a checkpoint file.
+const noCheckpointFile = "\x00none"
+
+// verify runs audit verify as `gatehouse audit verify` does on the host:
+// the key in the keys directory and the checkpoint file.
 func (f *fixture) verify(t *testing.T) (audit.Report, error) {
 	t.Helper()
 	_, v, err := audit.LoadOrCreateKeys(f.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return audit.Verify(context.Background(), f.st, v)
+	return audit.Verify(context.Background(), f.st, v, audit.VerifyOptions{CheckpointFiles: []string{f.cpFile}})
 }
 
 func appendN(t *testing.T, l *audit.Log, n int) []audit.Event {
@@ -221,9 +243,9 @@ func TestTwoWritersShareOneStore(t *testing.T) {
 	for _, kind := range testenv.Stores() {
 		t.Run(kind.Name, func(t *testing.T) {
 			f := open(t, kind, audit.Options{CheckpointEvery: 50})
-			signer, _, _ := audit.LoadOrCreateKeys(f.keys)
+			signer, verifier, _ := audit.LoadOrCreateKeys(f.keys)
 			st2 := testenv.OpenStore(t, f.spec, f.dir)
-			l2, err := audit.Open(context.Background(), audit.Options{Store: st2, Signer: signer, CheckpointEvery: 50})
+			l2, err := audit.Open(context.Background(), audit.Options{Store: st2, Signer: signer, Verifier: verifier, CheckpointEvery: 50, CheckpointFile: f.cpFile})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,12 +280,13 @@ func childAppender() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	signer, _, err := audit.LoadOrCreateKeys(os.Getenv("GATEHOUSE_AUDIT_DIR") + "/keys")
+	dir := os.Getenv("GATEHOUSE_AUDIT_DIR")
+	signer, verifier, err := audit.LoadOrCreateKeys(dir + "/keys")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	l, err := audit.Open(ctx, audit.Options{Store: st, Signer: signer, CheckpointEvery: 500})
+	l, err := audit.Open(ctx, audit.Options{Store: st, Signer: signer, Verifier: verifier, CheckpointEvery: 500, CheckpointFile: dir + "/audit-checkpoints.log"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -338,13 +361,26 @@ func TestKill9Durability(t *testing.T) {
 					t.Fatalf("acknowledged event %s lost after kill -9: %v", id, err)
 				}
 			}
-			_, v, err := audit.LoadOrCreateKeys(dir + "/keys")
+			signer, v, err := audit.LoadOrCreateKeys(dir + "/keys")
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep, err := audit.Verify(context.Background(), st, v)
+			rep, err := audit.Verify(context.Background(), st, v, audit.VerifyOptions{CheckpointFiles: []string{dir + "/audit-checkpoints.log"}})
 			if err != nil {
 				t.Fatalf("verify after kill -9: %v", err)
+			}
+			// The next process over the store signs the tail the killed one
+			// left unsigned: it extends the last checkpoint, and it is fresh.
+			l, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer, Verifier: v, CheckpointFile: dir + "/audit-checkpoints.log"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close(context.Background())
+			if err := l.Err(); err != nil {
+				t.Fatalf("the log reopened after kill -9 refuses to sign: %v", err)
+			}
+			if rep, err = audit.Verify(context.Background(), st, v, audit.VerifyOptions{CheckpointFiles: []string{dir + "/audit-checkpoints.log"}}); err != nil || rep.Unsigned != 0 {
+				t.Fatalf("verify after reopening: %+v %v", rep, err)
 			}
 			t.Logf("%d acknowledged, %d stored, %d under a checkpoint", len(acked), rep.Events, rep.Covered)
 		})

@@ -87,10 +87,11 @@ var errStopScan = fmt.Errorf("stop scan")
 // CheckProof verifies p offline: the checkpoint's signature under v, and the
 // event's inclusion in the tree the checkpoint signs.
 func CheckProof(p InclusionProof, v note.Verifier) error {
-	size, root, err := OpenCheckpoint([]byte(p.Checkpoint), v)
+	h, err := OpenCheckpoint([]byte(p.Checkpoint), v)
 	if err != nil {
 		return err
 	}
+	size, root := h.Size, h.Root
 	if size != p.TreeSize {
 		return fmt.Errorf("proof: tree size %d differs from the checkpoint's %d", p.TreeSize, size)
 	}

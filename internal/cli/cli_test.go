@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
 // gatehouse runs the CLI in-process, as a user would type it in dir.
@@ -52,33 +54,48 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// starter writes the starter config `gatehouse up` writes into dir, on free
+// ports, unless there is one, and returns the API address.
+func starter(t *testing.T, dir string) string {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if raw, err := os.ReadFile(cfgPath); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if api, ok := strings.CutPrefix(strings.TrimSpace(line), "api: "); ok {
+				return api
+			}
+		}
+		t.Fatal("config has no listen.api")
+	}
+	api := freePort(t)
+	// `up` with a cancelled context writes the starter and stops; then
+	// rewrite the ports to free ones.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	run(ctx, []string{"--config", cfgPath, "up"}, nil, &out, &errb)
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatalf("up did not write a starter config: %v (%s)", err, errb.String())
+	}
+	s := strings.Replace(string(raw), "api: 127.0.0.1:8080", "api: "+api, 1)
+	s = strings.Replace(s, "postgres: 127.0.0.1:15432", "postgres: "+freePort(t), 1)
+	if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
 // startUp runs `gatehouse up` in dir until the test ends and returns the API
 // address.
 func startUp(t *testing.T, dir string) string {
 	t.Helper()
-	api := freePort(t)
+	api := starter(t, dir)
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if _, err := os.Stat(cfgPath); os.IsNotExist(err) {
-		g := gatehouse{t, dir}
-		// First run writes the starter; rewrite the API port to a free one.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		var out, errb bytes.Buffer
-		run(ctx, []string{"--config", cfgPath, "up"}, nil, &out, &errb)
-		_ = g
-		raw, err := os.ReadFile(cfgPath)
-		if err != nil {
-			t.Fatalf("up did not write a starter config: %v (%s)", err, errb.String())
-		}
-		s := strings.Replace(string(raw), "api: 127.0.0.1:8080", "api: "+api, 1)
-		s = strings.Replace(s, "postgres: 127.0.0.1:15432", "postgres: "+freePort(t), 1)
-		if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	var errb bytes.Buffer
+	// The gateway logs from several goroutines.
+	var errb testenv.Buffer
 	go func() {
 		done <- run(ctx, []string{"--config", cfgPath, "up"}, nil, &bytes.Buffer{}, &errb)
 	}()

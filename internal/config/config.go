@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,29 @@ type Audit struct {
 	Durability         string        `yaml:"durability"`
 	CheckpointEvery    int64         `yaml:"checkpoint_every"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// UnsignedGrace is how long an event may stay outside every signed
+	// checkpoint before `audit verify` fails (default checkpoint_interval
+	// + 1m).
+	UnsignedGrace time.Duration `yaml:"unsigned_grace"`
+	// CheckpointFile is the append-only copy of the signed checkpoints
+	// outside the store (default data_dir/audit-checkpoints.log; "off"
+	// turns it off).
+	CheckpointFile string `yaml:"checkpoint_file"`
+	// WitnessURL, if set, is sent every checkpoint written to the file as
+	// a POST of the signed note.
+	WitnessURL string `yaml:"witness_url"`
+}
+
+// CheckpointFileOff turns the audit checkpoint file off.
+const CheckpointFileOff = "off"
+
+// AuditCheckpointFile is the audit checkpoint file's path, or empty when
+// it is off.
+func (c *Config) AuditCheckpointFile() string {
+	if c.Audit.CheckpointFile == CheckpointFileOff {
+		return ""
+	}
+	return c.Audit.CheckpointFile
 }
 
 // TLS names the gateway's serving certificate; when both are empty a
@@ -214,6 +238,11 @@ func (c *Config) applyDefaults() {
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = 10 * time.Second
 	}
+	if c.Audit.UnsignedGrace == 0 {
+		// One interval for a checkpoint to come due, and slack for commit
+		// and signing time and clock skew between hosts.
+		c.Audit.UnsignedGrace = c.Audit.CheckpointInterval + time.Minute
+	}
 	for i := range c.Connections {
 		if c.Connections[i].TLSMode == "" {
 			c.Connections[i].TLSMode = "prefer"
@@ -223,6 +252,13 @@ func (c *Config) applyDefaults() {
 	// admin commands agree whatever directory they run from.
 	base := filepath.Dir(c.path)
 	c.DataDir = resolvePath(base, c.DataDir)
+	switch c.Audit.CheckpointFile {
+	case "":
+		c.Audit.CheckpointFile = filepath.Join(c.DataDir, "audit-checkpoints.log")
+	case CheckpointFileOff:
+	default:
+		c.Audit.CheckpointFile = resolvePath(base, c.Audit.CheckpointFile)
+	}
 	c.Policies = resolvePath(base, c.Policies)
 	c.Masking.Rules = resolvePath(base, c.Masking.Rules)
 	c.TLS.CertFile = resolvePath(base, c.TLS.CertFile)
@@ -273,6 +309,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must be positive"))
+	}
+	if c.Audit.UnsignedGrace < c.Audit.CheckpointInterval {
+		// A live log would read as tampered between two checkpoints.
+		errs = append(errs, fmt.Errorf("audit.unsigned_grace: %s is shorter than checkpoint_interval (%s)", c.Audit.UnsignedGrace, c.Audit.CheckpointInterval))
+	}
+	if w := c.Audit.WitnessURL; w != "" {
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, errors.New("audit.witness_url: must be an http(s) URL"))
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))

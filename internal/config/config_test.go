@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStarterParses(t *testing.T) {
@@ -18,6 +19,26 @@ func TestStarterParses(t *testing.T) {
 	if c.Listen.API != "127.0.0.1:8080" || c.Listen.Postgres != "127.0.0.1:15432" || !c.AllowInsecureLoopback {
 		t.Fatalf("starter values: %+v", c)
 	}
+	if c.AuditCheckpointFile() != "/etc/gatehouse/.gatehouse/audit-checkpoints.log" || c.Audit.UnsignedGrace != c.Audit.CheckpointInterval+time.Minute {
+		t.Fatalf("audit defaults: file %q, grace %s", c.AuditCheckpointFile(), c.Audit.UnsignedGrace)
+	}
+}
+
+func TestAuditCheckpointFile(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"audit: {checkpoint_file: off}\n", ""},
+		{"audit: {checkpoint_file: cps.log}\n", "/etc/gh/cps.log"},
+		{"audit: {checkpoint_file: /var/lib/cps.log}\n", "/var/lib/cps.log"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.yaml), "/etc/gh/gatehouse.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if c.AuditCheckpointFile() != tt.want {
+			t.Fatalf("%q: file %q, want %q", tt.yaml, c.AuditCheckpointFile(), tt.want)
+		}
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -27,6 +48,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key names its line", "data_dir: x\nlisten:\n  apii: 1.2.3.4:5\n", "line 3"},
 		{"bad listen address", "listen: {api: nonsense}\n", "listen.api"},
 		{"bad durability", "audit: {durability: maybe}\n", "audit.durability"},
+		{"grace shorter than the interval", "audit: {checkpoint_interval: 1m, unsigned_grace: 30s}\n", "audit.unsigned_grace"},
+		{"witness not http", "audit: {witness_url: 'ftp://w.example.com/'}\n", "audit.witness_url"},
 		{"bad log level", "log: {level: loud}\n", "log.level"},
 		{"connection type", "connections: [{name: x, type: oracle, address: 'h:1'}]\n", "not supported"},
 		{"duplicate connection", "connections: [{name: x, type: postgres, address: 'h:1'}, {name: x, type: postgres, address: 'h:2'}]\n", "duplicate"},

@@ -55,6 +55,9 @@ audit:
   durability: group         # group (bounded group commit) or sync
   checkpoint_every: 1000    # sign a checkpoint after this many events
   checkpoint_interval: 10s  # ... or at least this often
+  # checkpoint_file: /elsewhere/audit-checkpoints.log  # copy of the checkpoints outside the store
+  #                                                    # (default data_dir/audit-checkpoints.log)
+  # witness_url: https://witness.example.com/gatehouse # POSTed every checkpoint (signed note)
 
 # Upstream targets. Credentials are references: env:NAME or file:PATH.
 connections: []

@@ -23,6 +23,15 @@ type Metrics struct {
 	AuditEvents prometheus.Counter
 	// AuditErrors counts failed group commits.
 	AuditErrors prometheus.Counter
+	// AuditCheckpoints counts checkpoint attempts by result (signed,
+	// refused, error).
+	AuditCheckpoints *prometheus.CounterVec
+	// AuditSigningRefused is 1 once the audit log refuses to sign because
+	// the stored log is not the one it signed (tampering).
+	AuditSigningRefused prometheus.Gauge
+	// AuditExternalErrors counts failed writes of checkpoints outside the
+	// store, by target (file, witness).
+	AuditExternalErrors *prometheus.CounterVec
 	// PolicyReloads counts policy reloads by result.
 	PolicyReloads *prometheus.CounterVec
 	// AcceptErrors counts failed accepts by listener and class (emfile,
@@ -61,6 +70,15 @@ func New() *Metrics {
 		AuditErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_audit_commit_errors_total", Help: "Audit group commits that failed and were retried.",
 		}),
+		AuditCheckpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_audit_checkpoints_total", Help: "Audit checkpoint attempts by result (signed, refused, error).",
+		}, []string{"result"}),
+		AuditSigningRefused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_audit_signing_refused", Help: "1 when the audit log refuses to sign checkpoints because the stored log is not the one this node signed.",
+		}),
+		AuditExternalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_audit_external_errors_total", Help: "Failed writes of audit checkpoints outside the store, by target (file, witness).",
+		}, []string{"target"}),
 		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_policy_reloads_total", Help: "Policy reloads by result (ok, error).",
 		}, []string{"result"}),
@@ -79,6 +97,7 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.Decisions, m.TokenChecks, m.AuditAppend, m.AuditEvents, m.AuditErrors, m.PolicyReloads,
 		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen,
+		m.AuditCheckpoints, m.AuditSigningRefused, m.AuditExternalErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,6 +110,21 @@ func (m *Metrics) ObserveCommit(events int, took time.Duration, err error) {
 	}
 	m.AuditAppend.Observe(took.Seconds())
 	m.AuditEvents.Add(float64(events))
+}
+
+// ObserveCheckpoint is an audit.Options.OnCheckpoint hook.
+func (m *Metrics) ObserveCheckpoint(result string) {
+	m.AuditCheckpoints.WithLabelValues(result).Inc()
+	if result == "refused" {
+		m.AuditSigningRefused.Set(1)
+	}
+}
+
+// ObserveExternal is an audit.Options.OnExternal hook.
+func (m *Metrics) ObserveExternal(target string, err error) {
+	if err != nil {
+		m.AuditExternalErrors.WithLabelValues(target).Inc()
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -190,6 +190,26 @@ func (s *sqlStore) ScanAudit(ctx context.Context, from int64, fn func(AuditRecor
 	}
 }
 
+func (s *sqlStore) AuditLeaves(ctx context.Context, from, to int64) ([][]byte, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT leaf_hash FROM audit_events WHERE idx >= ? AND idx < ? ORDER BY idx`), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("audit leaves: %w", err)
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, max(0, min(to-from, scanPage)))
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("audit leaves: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit leaves: %w", err)
+	}
+	return out, nil
+}
+
 func (s *sqlStore) AuditByID(ctx context.Context, id string) (AuditRecord, error) {
 	var r AuditRecord
 	var ts int64

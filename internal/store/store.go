@@ -58,6 +58,9 @@ type Store interface {
 	ScanAudit(ctx context.Context, from int64, fn func(AuditRecord) error) error
 	// AuditByID finds a record by its event id.
 	AuditByID(ctx context.Context, id string) (AuditRecord, error)
+	// AuditLeaves returns the stored leaf hashes of records from <= index <
+	// to, in index order; fewer than to-from when records are missing.
+	AuditLeaves(ctx context.Context, from, to int64) ([][]byte, error)
 
 	// PutCheckpoint stores a signed checkpoint.
 	PutCheckpoint(ctx context.Context, c Checkpoint) error

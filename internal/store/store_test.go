@@ -80,6 +80,12 @@ func testAudit(t *testing.T, ctx context.Context, st store.Store) {
 	if len(seen) != 2 || seen[0] != 1 || seen[1] != 2 {
 		t.Fatalf("scan from 1 = %v", seen)
 	}
+	if leaves, err := st.AuditLeaves(ctx, 1, 3); err != nil || len(leaves) != 2 || string(leaves[0]) != "h1" || string(leaves[1]) != "h2" {
+		t.Fatalf("leaves [1,3) = %q %v", leaves, err)
+	}
+	if leaves, err := st.AuditLeaves(ctx, 2, 10); err != nil || len(leaves) != 1 {
+		t.Fatalf("leaves [2,10) = %q %v", leaves, err)
+	}
 	if r, err := st.AuditByID(ctx, "e1"); err != nil || r.Index != 1 {
 		t.Fatalf("by id: %+v %v", r, err)
 	}
