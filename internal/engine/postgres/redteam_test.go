@@ -1,0 +1,497 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Red-team review of "the gateway's model of the session is the server's"
+// (issue 10): a hostile agent against a superuser upstream account.
+//
+// Every test whose name ends in Bypass FAILS on the code it was written
+// against: it demonstrates a bypass, and its assertions state what the
+// gateway should have done. Tests without the suffix pass and cover ground
+// attacks_test.go did not. Each test checks what the upstream did, not only
+// what the client was told.
+
+// restoreT puts back the ten rows of t that an attack deleted, so that the
+// next case of a test starts from attackSetup's state.
+func (h *harness) restoreT() {
+	h.exec(`INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 10) i ON CONFLICT DO NOTHING`)
+}
+
+// TestRedTeamWallLiftedInsideOneQueryBypass (critical: read scope deletes
+// every row). The second wall ends the session when the server reports
+// default_transaction_read_only=off, but PostgreSQL reports a changed
+// setting only just before ReadyForQuery, after every statement of the
+// query string (or of the extended batch) has run. rw_on() is stable, so
+// the catalog takes it for a read; COMMIT ends the implicit transaction and
+// the next statement starts a new one under the new default, read-write;
+// sneaky() (stable) or the view v_evil then delete all of t. The session
+// ends afterwards, with the rows already gone.
+func TestRedTeamWallLiftedInsideOneQueryBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	for _, q := range []string{
+		"SELECT rw_on(); COMMIT; SELECT sneaky()",
+		"SELECT rw_on(); COMMIT; SELECT * FROM v_evil",
+	} {
+		r := h.raw(t, h.token("reader", "read"))
+		r.send(&pgproto3.Query{String: q})
+		res := r.untilClosed(t)
+		if got := h.upstreamState(t); got != untouched {
+			t.Errorf("read scope, one Query %q:\n%s=> upstream changed: %s, want %s", q, res, got, untouched)
+			h.restoreT()
+		}
+	}
+	t.Run("one extended batch", func(t *testing.T) {
+		r := h.raw(t, h.token("reader", "read"))
+		r.send(
+			&pgproto3.Parse{Query: "SELECT rw_on()"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "SELECT sneaky()"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Sync{})
+		res := r.untilClosed(t)
+		if got := h.upstreamState(t); got != untouched {
+			t.Errorf("read scope, one extended batch:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+			h.restoreT()
+		}
+	})
+}
+
+// hiddenCallSetup creates functions a read-scoped agent reaches without a
+// FuncCall node in the parse tree. Each is VOLATILE (so calling it needs
+// sql:call, which read scope lacks) and takes its own session advisory lock,
+// a change of server state the read-only transaction does not stop.
+func hiddenCallSetup(h *harness) {
+	lock := func(name, args, ret string, key int, body string) string {
+		return fmt.Sprintf(`CREATE FUNCTION %s(%s) RETURNS %s VOLATILE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(%d); %s END $$`, name, args, ret, key, body)
+	}
+	h.exec(
+		`CREATE TYPE ticket AS (id int)`,
+		// A cast with a function: 1::ticket.
+		lock("mk_ticket", "i int", "ticket", 1001, "RETURN ROW(i)::ticket;"),
+		`CREATE CAST (int AS ticket) WITH FUNCTION mk_ticket(int)`,
+		// Equality and a default btree operator class for ticket: used by
+		// CASE, IN (subquery), JOIN USING, ORDER BY, GROUP BY, DISTINCT,
+		// GREATEST and array_position without any operator in the text.
+		lock("ticket_eq", "a ticket, b ticket", "bool", 1002, "RETURN a.id = b.id;"),
+		lock("ticket_cmp", "a ticket, b ticket", "int", 1003, "RETURN CASE WHEN a.id < b.id THEN -1 WHEN a.id > b.id THEN 1 ELSE 0 END;"),
+		`CREATE FUNCTION ticket_lt(a ticket, b ticket) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT a.id < b.id $$`,
+		`CREATE FUNCTION ticket_le(a ticket, b ticket) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT a.id <= b.id $$`,
+		`CREATE FUNCTION ticket_ge(a ticket, b ticket) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT a.id >= b.id $$`,
+		`CREATE FUNCTION ticket_gt(a ticket, b ticket) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT a.id > b.id $$`,
+		`CREATE OPERATOR public.= (leftarg = ticket, rightarg = ticket, function = ticket_eq)`,
+		`CREATE OPERATOR public.< (leftarg = ticket, rightarg = ticket, function = ticket_lt)`,
+		`CREATE OPERATOR public.<= (leftarg = ticket, rightarg = ticket, function = ticket_le)`,
+		`CREATE OPERATOR public.>= (leftarg = ticket, rightarg = ticket, function = ticket_ge)`,
+		`CREATE OPERATOR public.> (leftarg = ticket, rightarg = ticket, function = ticket_gt)`,
+		`CREATE OPERATOR CLASS ticket_ops DEFAULT FOR TYPE ticket USING btree AS
+		   OPERATOR 1 public.<, OPERATOR 2 public.<=, OPERATOR 3 public.=, OPERATOR 4 public.>=, OPERATOR 5 public.>,
+		   FUNCTION 1 ticket_cmp(ticket, ticket)`,
+		// Attribute notation: x.bump is bump(x).
+		lock("bump", "r t", "int", 1004, "RETURN 1;"),
+		// An aggregate is IMMUTABLE in pg_proc whatever its transition
+		// function is.
+		lock("evil_sfunc", "s int, v int", "int", 1005, "RETURN coalesce(s, 0) + v;"),
+		`CREATE AGGREGATE evil_sum(int) (sfunc = evil_sfunc, stype = int)`,
+		// A domain's CHECK runs on every cast to it.
+		lock("lock_ok", "v int", "bool", 1006, "RETURN true;"),
+		`CREATE DOMAIN checked AS int CHECK (lock_ok(VALUE))`,
+		// An operator whose function lives in another schema.
+		`CREATE SCHEMA ops`,
+		lock("public.op_fn", "a int, b int", "bool", 1007, "RETURN true;"),
+		`CREATE OPERATOR ops.### (leftarg = int, rightarg = int, function = public.op_fn)`,
+		// A name that is SQL/JSON syntax to the gateway's parser
+		// (PostgreSQL 17) and a plain function call to an older server.
+		lock("public.json_scalar", "x text", "text", 1008, "RETURN x;"),
+	)
+}
+
+// advisoryHeld reports whether some session holds advisory lock key.
+func (h *harness) advisoryHeld(t *testing.T, key int) bool {
+	t.Helper()
+	db, err := sql.Open("pgx", h.upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted`, key).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// TestRedTeamHiddenFunctionCallsBypass (high): read scope calls VOLATILE
+// user functions that the gateway never classifies, because they are
+// reached without a FuncCall (or written operator) in the parse tree:
+// casts, implicit operators and operator-class support functions,
+// attribute notation, aggregates (pg_proc says IMMUTABLE), domain checks,
+// an operator whose function is in another schema, and a name that the
+// gateway's PostgreSQL 17 parser reads as SQL/JSON syntax while the server
+// calls a function. Each would be sql:call (42501 for read scope) if
+// written as a call; each runs, and takes a session advisory lock the
+// read-only transaction does not prevent (the same path reaches
+// pg_notify, set_config, pg_terminate_backend or dblink from a function).
+func TestRedTeamHiddenFunctionCallsBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	hiddenCallSetup(h)
+	ctx := context.Background()
+	// Control: written as calls, each is refused.
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	for _, q := range []string{"SELECT mk_ticket(1)", "SELECT bump(x) FROM t x", "SELECT evil_sfunc(1, 2)", "SELECT lock_ok(1)", "SELECT public.op_fn(1, 2)"} {
+		if _, err := c.Exec(ctx, q); errCode(err) != "42501" {
+			t.Fatalf("control %s: %v, want 42501", q, err)
+		}
+	}
+	var serverVersion int
+	c.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&serverVersion)
+	c.Close(ctx)
+
+	cases := []struct {
+		name string
+		sql  string
+		key  int
+	}{
+		{"cast with a function", "SELECT 1::ticket", 1001},
+		{"CAST()", "SELECT CAST(2 AS ticket)", 1001},
+		{"CASE x WHEN y (implicit =)", "SELECT CASE ROW(1)::ticket WHEN ROW(1)::ticket THEN 'y' END", 1002},
+		{"IN (subquery) (implicit =)", "SELECT k IN (SELECT k FROM (SELECT ROW(1)::ticket AS k) y) FROM (SELECT ROW(1)::ticket AS k) x", 1002},
+		{"JOIN USING (implicit =)", "SELECT * FROM (SELECT ROW(1)::ticket AS k) a JOIN (SELECT ROW(1)::ticket AS k) b USING (k)", 1002},
+		{"array_position (type's equality)", "SELECT array_position(ARRAY[ROW(1)::ticket], ROW(1)::ticket)", 1002},
+		{"ORDER BY (opclass comparison)", "SELECT * FROM (VALUES (ROW(2)::ticket), (ROW(1)::ticket)) v(k) ORDER BY k", 1003},
+		{"GREATEST (opclass comparison)", "SELECT GREATEST(ROW(2)::ticket, ROW(1)::ticket)", 1003},
+		{"DISTINCT (opclass)", "SELECT DISTINCT k FROM (VALUES (ROW(2)::ticket), (ROW(1)::ticket)) v(k)", 1003},
+		{"attribute notation", "SELECT x.bump FROM t x", 1004},
+		{"aggregate with a volatile transition function", "SELECT evil_sum(id) FROM t", 1005},
+		{"domain CHECK", "SELECT 1::checked", 1006},
+		{"operator whose function is in another schema", "SELECT 1 OPERATOR(ops.###) 2", 1007},
+		{"parser version skew (SQL/JSON keyword)", "SELECT json_scalar('x')", 1008},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.key == 1008 && serverVersion >= 170000 {
+				t.Skip("the server parses json_scalar as the gateway does")
+			}
+			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+				c := connect(t, h.dsn(h.token("reader", "read")))
+				_, err := c.Exec(ctx, tc.sql, mode)
+				held := h.advisoryHeld(t, tc.key)
+				c.Close(ctx)
+				if pe := pgErr(err); pe == nil || pe.Code != "42501" || !strings.Contains(pe.Message, "sql:call") {
+					t.Errorf("read scope %q (mode %v): %v (advisory lock %d taken: %v); want 42501 naming sql:call: the statement calls a volatile function", tc.sql, mode, err, tc.key, held)
+				}
+				for deadline := time.Now().Add(5 * time.Second); h.advisoryHeld(t, tc.key) && time.Now().Before(deadline); {
+					time.Sleep(20 * time.Millisecond) // the ended session releases it
+				}
+			}
+		})
+	}
+	if got := h.upstreamState(t); got != untouched {
+		t.Fatalf("upstream changed: %s, want %s", got, untouched)
+	}
+}
+
+// TestRedTeamTwoPhaseCommitFromReadScopeBypass (high where
+// max_prepared_transactions > 0): COMMIT PREPARED, ROLLBACK PREPARED and
+// PREPARE TRANSACTION are ClassTransaction, which read scope has, and
+// PostgreSQL allows all three in a read-only transaction
+// (ClassifyUtilityCommandAsReadOnly: COMMAND_OK_IN_READ_ONLY_TXN). As a
+// superuser the read-scoped agent can commit or roll back any other
+// session's prepared transaction (losing or publishing an application's
+// in-doubt writes), and PREPARE TRANSACTION leaves its own transaction,
+// with its locks and its snapshot holding back the xmin horizon, alive
+// after the session. The test server has max_prepared_transactions = 0,
+// so the proof is that the gateway forwards them: the answers are the
+// server's ("does not exist", "disabled"), not the gateway's 42501.
+func TestRedTeamTwoPhaseCommitFromReadScopeBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	for _, q := range []string{
+		"COMMIT PREPARED 'app_tx_1'",
+		"ROLLBACK PREPARED 'app_tx_1'",
+		"BEGIN; SELECT * FROM t; PREPARE TRANSACTION 'held_forever'",
+	} {
+		_, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		if pe := pgErr(err); pe == nil || pe.Code != "42501" {
+			t.Errorf("read scope %q: %v; want 42501 from the gateway (the server was asked to do it)", q, err)
+		}
+		c.Exec(ctx, "ROLLBACK")
+	}
+}
+
+// TestRedTeamSecretCatalogThroughInformationSchemaBypass (medium):
+// guard-secret-catalogs forbids pg_user_mapping and pg_user_mappings, but
+// information_schema.user_mapping_options is a view over the same rows
+// and shows the option values (a foreign server's password) to a
+// superuser.
+func TestRedTeamSecretCatalogThroughInformationSchemaBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	secret := "fdw-password-" + randHex(6)
+	h.exec(
+		`CREATE FOREIGN DATA WRAPPER rt_fdw`,
+		`CREATE SERVER rt_remote FOREIGN DATA WRAPPER rt_fdw OPTIONS (host 'billing.internal')`,
+		`CREATE USER MAPPING FOR PUBLIC SERVER rt_remote OPTIONS (user 'billing', password '`+secret+`')`,
+	)
+	t.Cleanup(func() {
+		h.exec(`DROP USER MAPPING FOR PUBLIC SERVER rt_remote`, `DROP SERVER rt_remote`, `DROP FOREIGN DATA WRAPPER rt_fdw`)
+	})
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	for _, q := range []string{
+		"SELECT option_value FROM information_schema.user_mapping_options WHERE option_name = 'password'",
+		"SELECT option_value FROM (SELECT (pg_options_to_table(umoptions)).* FROM information_schema._pg_user_mappings) o WHERE option_name = 'password'",
+	} {
+		var got string
+		err := c.QueryRow(ctx, q).Scan(&got)
+		if strings.Contains(got, secret) || err == nil {
+			t.Errorf("read scope %q: read %q (err %v); want guard-secret-catalogs", q, got, err)
+		} else if pe := pgErr(err); pe == nil || pe.Code != "42501" {
+			t.Errorf("read scope %q: %v; want 42501", q, err)
+		}
+	}
+}
+
+// TestRedTeamOtherDatabasesActivityBypass (medium): a connection serves
+// only its configured databases, but pg_stat_activity is cluster-wide and
+// a superuser sees every backend's current query text, with its literals:
+// the read-scoped agent reads what other applications run in databases
+// the connection does not serve.
+func TestRedTeamOtherDatabasesActivityBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	u, _ := url.Parse(h.upstream)
+	u.Path = "/postgres"
+	other, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	secret := "salary-export-" + randHex(6)
+	done := make(chan error, 1)
+	go func() {
+		_, err := other.Exec("SELECT pg_sleep(4), '" + secret + "'")
+		done <- err
+	}()
+	defer func() { <-done }()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	var seen string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		err := c.QueryRow(ctx, "SELECT coalesce(string_agg(datname || ': ' || query, ' | '), '') FROM pg_stat_activity WHERE datname <> current_database()").Scan(&seen)
+		if err != nil {
+			if errCode(err) == "42501" {
+				return // refused: the fix
+			}
+			t.Fatal(err)
+		}
+		if strings.Contains(seen, secret) {
+			break
+		}
+	}
+	if strings.Contains(seen, secret) {
+		t.Errorf("read scope on database %s read another database's query text: %q", h.db, seen)
+	}
+}
+
+// TestRedTeamAuditKeepsLiteralsBypass (medium): audit events and
+// recordings are to carry no literal values (a card number in a WHERE).
+// When the lexer is unsure of a text (a comment, an E'' string, a dollar
+// quote) the recorded text is pg_query's normalisation, which leaves the
+// literals of PREPARE, CREATE TABLE AS, CREATE VIEW, DEFAULT, COMMENT,
+// COPY's file name and others word for word, and the audit log is
+// append-only: the number stays there.
+func TestRedTeamAuditKeepsLiteralsBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	const card = "4111111111111111"
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, "PREPARE lookup AS SELECT * FROM t WHERE v = '"+card+"' -- find the customer", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
+	var leaked string
+	for deadline := time.Now().Add(5 * time.Second); leaked == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		evs, err := h.gw.Admin.TailAudit(ctx, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if strings.Contains(string(e), card) {
+				leaked = string(e)
+			}
+		}
+	}
+	if leaked != "" {
+		t.Errorf("an audit event keeps the literal card number: %s", leaked)
+	}
+	ss, _ := h.gw.Admin.ListSessions(ctx, 10)
+	for _, s := range ss {
+		st, _ := h.gw.Admin.SessionStatements(ctx, s.ID)
+		for _, r := range st {
+			if strings.Contains(r.Statement, card) {
+				t.Errorf("a recording keeps the literal card number: %q", r.Statement)
+			}
+		}
+	}
+}
+
+// TestRedTeamApprovalHidesWhatRunsBypass (high): the reviewer is shown the
+// normalised text, in which every literal is a placeholder. For CREATE
+// FUNCTION and DO the literal is the code: the reviewer is asked to
+// approve "CREATE FUNCTION report() ... AS $1" and cannot see that $1
+// deletes the table. The approval is bound to the exact text, but nobody
+// can read it before approving.
+func TestRedTeamApprovalHidesWhatRunsBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, extraConfig: "approvals: {timeout: 5s}\n"})
+	attackSetup(h)
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE FUNCTION report_totals() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t; RETURN 0; END $$",
+		"DO $$ BEGIN DELETE FROM t; END $$",
+	} {
+		c := connect(t, h.dsn(h.token("builder", "ddl")))
+		done := make(chan error, 1)
+		go func() { _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); done <- err }()
+		a := h.pending(t)
+		if !strings.Contains(a.Statement, "DELETE FROM t") {
+			t.Errorf("%s: the reviewer is shown %q, which does not say what runs", q, a.Statement)
+		}
+		if code := h.gatehouseCLI("approvals", "deny", a.ID, "--reason", "red team"); code != 0 {
+			t.Fatalf("deny exit %d", code)
+		}
+		<-done
+	}
+	if got := h.upstreamState(t); got != untouched {
+		t.Fatalf("upstream changed: %s, want %s", got, untouched)
+	}
+}
+
+// TestRedTeamDeepExpressionCrashesGatewayBypass (critical availability):
+// a 60 KB chain of binary operators ("SELECT 1+1+…", under every analysis
+// limit) overflows the C stack inside pg_query and the gateway process
+// dies with SIGSEGV, ending every session of every agent and human. Any
+// valid token, even read scope, is enough. The gateway runs in a child
+// process here so the crash fails this test, not the whole run.
+func TestRedTeamDeepExpressionCrashesGatewayBypass(t *testing.T) {
+	if os.Getenv("GH_REDTEAM_CHILD") == "deep" {
+		deepExpressionChild(t)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRedTeamDeepExpressionCrashesGatewayBypass$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "GH_REDTEAM_CHILD=deep")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		var ee *exec.ExitError
+		sig := ""
+		if errors.As(err, &ee) {
+			sig = ee.String()
+		}
+		tail := string(out)
+		if i := strings.Index(tail, "SIGSEGV"); i >= 0 {
+			tail = tail[i:min(len(tail), i+300)]
+		} else if len(tail) > 1500 {
+			tail = tail[len(tail)-1500:]
+		}
+		t.Fatalf("the gateway process did not survive one deep statement from a read-scoped agent (%s):\n%s", sig, tail)
+	}
+}
+
+func deepExpressionChild(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	_, err := c.Exec(ctx, "SELECT 1"+strings.Repeat("+1", 30000), pgx.QueryExecModeSimpleProtocol)
+	t.Logf("deep statement: %v", err)
+	other := connect(t, h.dsn(h.token("bystander", "read")))
+	var n int
+	if err := other.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+		t.Fatalf("another session after the deep statement: %v", err)
+	}
+}
+
+// TestRedTeamLongStatementNamesBypass (high: hides what runs from the
+// audit log and the recording, and defeats masking). PostgreSQL keys
+// prepared statements (and portals) by their first NAMEDATALEN-1 = 63
+// bytes, protocol names included; the gateway keys its model by the whole
+// name. A Parse under a 64-byte name is the server's 63-byte statement P;
+// a SQL DEALLOCATE of P (which the gateway models as another name) drops
+// it; a second Parse under another 64-byte name with the same prefix then
+// becomes P. A Bind of the first name is decided, audited and recorded as
+// the first text, masked with the first text's description (an int4
+// column, in binary), and runs the second: the card number comes back raw.
+func TestRedTeamLongStatementNamesBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, maskRules: `
+detectors:
+  default: redact
+`})
+	seed(h)
+	prefix := strings.Repeat("s", 63)
+	first, second := prefix+"1", prefix+"2"
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Parse{Name: first, Query: "SELECT 1::int4 AS n"}, &pgproto3.Describe{ObjectType: 'S', Name: first}, &pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("parse: %s", res)
+	}
+	r.send(&pgproto3.Query{String: `DEALLOCATE "` + prefix + `"`})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("DEALLOCATE of the 63-byte name: %s", res)
+	}
+	r.send(&pgproto3.Parse{Name: second, Query: "SELECT card FROM users WHERE id = 1"}, &pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("second parse: %s", res)
+	}
+	r.send(&pgproto3.Bind{PreparedStatement: first, ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	r.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	var got []string
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			for _, v := range d.Values {
+				got = append(got, string(v))
+			}
+		}
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			got = append(got, "ERROR "+e.Code+" "+e.Message)
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if strings.Contains(strings.Join(got, " "), "4111 1111 1111 1111") {
+		t.Errorf("Bind of %q (decided, audited and masked as SELECT 1::int4) returned %q: the server ran the second statement, and its card number came back unmasked", first, got)
+	}
+	// The audit log must say that users was read: the statement that ran.
+	ctx := context.Background()
+	var audited bool
+	for deadline := time.Now().Add(3 * time.Second); !audited && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		evs, err := h.gw.Admin.TailAudit(ctx, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			audited = audited || strings.Contains(string(e), "public.users")
+		}
+	}
+	if !audited {
+		t.Errorf("no audit event names public.users, which the server read: the execution was audited as SELECT 1::int4")
+	}
+}
