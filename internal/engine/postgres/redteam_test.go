@@ -310,7 +310,7 @@ func TestRedTeamOtherDatabasesActivityBypass(t *testing.T) {
 
 // TestRedTeamAuditKeepsLiteralsBypass (medium): audit events and
 // recordings are to carry no literal values (a card number in a WHERE).
-// When the lexer is unsure of a text (a comment, an E” string, a dollar
+// When the lexer is unsure of a text (a comment, an escape string, a dollar
 // quote) the recorded text is pg_query's normalisation, which leaves the
 // literals of PREPARE, CREATE TABLE AS, CREATE VIEW, DEFAULT, COMMENT,
 // COPY's file name and others word for word, and the audit log is
