@@ -456,42 +456,134 @@ detectors:
 	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
 		t.Fatalf("second parse: %s", res)
 	}
-	r.send(&pgproto3.Bind{PreparedStatement: first, ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	r.conn.SetDeadline(time.Now().Add(20 * time.Second))
-	var got []string
-	for {
-		m, err := r.fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d, ok := m.(*pgproto3.DataRow); ok {
-			for _, v := range d.Values {
-				got = append(got, string(v))
-			}
-		}
-		if e, ok := m.(*pgproto3.ErrorResponse); ok {
-			got = append(got, "ERROR "+e.Code+" "+e.Message)
-		}
-		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-			break
-		}
+	// Control, in a session of its own: the same text, bound in binary
+	// under a name of its own, is masked.
+	ctl := h.raw(t, h.token("control", "read"))
+	ctl.send(&pgproto3.Parse{Name: "c", Query: "SELECT card FROM users WHERE id = 1"}, &pgproto3.Bind{PreparedStatement: "c", ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := ctl.rows(t); len(got) != 1 || strings.Contains(got[0], "4111 1111 1111 1111") {
+		t.Fatalf("control: %q, want one masked value", got)
 	}
+	r.send(&pgproto3.Bind{PreparedStatement: first, ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	got := r.rows(t)
 	if strings.Contains(strings.Join(got, " "), "4111 1111 1111 1111") {
 		t.Errorf("Bind of %q (decided, audited and masked as SELECT 1::int4) returned %q: the server ran the second statement, and its card number came back unmasked", first, got)
 	}
 	// The audit log must say that users was read: the statement that ran.
 	ctx := context.Background()
-	var audited bool
+	var audited, sawInt4 bool
 	for deadline := time.Now().Add(3 * time.Second); !audited && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		evs, err := h.gw.Admin.TailAudit(ctx, 50)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs {
-			audited = audited || strings.Contains(string(e), "public.users")
+			reader := strings.Contains(string(e), `Agent::\"reader\"`)
+			audited = audited || reader && strings.Contains(string(e), "public.users")
+			sawInt4 = sawInt4 || reader && strings.Contains(string(e), "int4")
 		}
 	}
+	if !sawInt4 {
+		t.Fatal("no audit event of the reader's execution at all")
+	}
 	if !audited {
-		t.Errorf("no audit event names public.users, which the server read: the execution was audited as SELECT 1::int4")
+		t.Errorf("no audit event of the reader names public.users, which the server read for it: the execution was audited as SELECT 1::int4")
+	}
+}
+
+// rows reads until ReadyForQuery and returns the DataRow values and any
+// error, one string each.
+func (r *rawClient) rows(t *testing.T) []string {
+	t.Helper()
+	r.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	var got []string
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatalf("receive: %v (so far %q)", err, got)
+		}
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			for _, v := range m.Values {
+				got = append(got, string(v))
+			}
+		case *pgproto3.ErrorResponse:
+			got = append(got, "ERROR "+m.Code+" "+m.Message)
+		case *pgproto3.ReadyForQuery:
+			return got
+		}
+	}
+}
+
+// TestRedTeamIgnoredTillSyncDesyncBypass (high: masking off for the rest
+// of a batch, and the response queue out of step). After an error in the
+// extended protocol PostgreSQL discards every message until Sync, a simple
+// Query included. The gateway drops only the expectations already queued
+// when the error arrives: a Query the client sends after reading the error
+// (before its Sync) is forwarded, ignored by the server, and left in the
+// gateway's queue; ReadyForQuery for the Sync then pops that Query and
+// leaves the Sync's expectation behind. From then on every response is
+// matched to the message before it: the BindComplete of the next batch
+// pops the stale Sync, its DataRows arrive with a Bind at the head instead
+// of an Execute, so no row plan is made, and the rows go out unmasked.
+func TestRedTeamIgnoredTillSyncDesyncBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{maskRules: `
+detectors:
+  default: redact
+`})
+	seed(h)
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Parse{Name: "s", Query: "SELECT card FROM users WHERE id = 1"}, &pgproto3.Describe{ObjectType: 'S', Name: "s"}, &pgproto3.Sync{})
+	r.untilReady(t, 1)
+	// Control: in step, the card number is masked.
+	r.send(&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := r.rows(t); len(got) != 1 || strings.Contains(got[0], "4111 1111 1111 1111") {
+		t.Fatalf("control: %q, want one masked value", got)
+	}
+	// An error (a denied Parse), read before the batch's Sync; then a
+	// Query the server ignores; then the Sync.
+	r.send(&pgproto3.Parse{Name: "x", Query: "SELECT pg_read_file('/etc/passwd')"}, &pgproto3.Flush{})
+	if msg, err := r.readError(); err != nil || !strings.Contains(msg, "not allowed") {
+		t.Fatalf("denied parse: %q %v", msg, err)
+	}
+	r.send(&pgproto3.Query{String: "SELECT 1"}, &pgproto3.Sync{})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	got := r.rows(t)
+	if strings.Contains(strings.Join(got, " "), "4111 1111 1111 1111") {
+		t.Errorf("after the desync the same statement returned %q: the card number is no longer masked", got)
+	}
+}
+
+// TestRedTeamStaleDescriptionMaskingBypass (high: masking). The backend
+// masks a portal's rows with the description the client's Describe of the
+// statement returned, kept by statement name; a protocol Parse or Close
+// resets it, but SQL DEALLOCATE and PREPARE of the same name do not. A
+// read-scoped client describes "s" as an int4 column, redefines s in SQL
+// as a text query, and binds it in binary: the gateway believes the value
+// is a binary int4, which it does not scan, and the card number passes.
+func TestRedTeamStaleDescriptionMaskingBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{maskRules: `
+detectors:
+  default: redact
+`})
+	seed(h)
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Query{String: "PREPARE c AS SELECT card FROM users WHERE id = 1"})
+	r.untilReady(t, 1)
+	// Control: binary text values are scanned when the description is
+	// the statement's own.
+	r.send(&pgproto3.Bind{PreparedStatement: "c", ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := r.rows(t); len(got) != 1 || strings.Contains(got[0], "4111 1111 1111 1111") {
+		t.Fatalf("control: %q, want one masked value", got)
+	}
+	r.send(&pgproto3.Parse{Name: "s", Query: "SELECT 1::int4 AS n"}, &pgproto3.Describe{ObjectType: 'S', Name: "s"}, &pgproto3.Sync{})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Query{String: "DEALLOCATE s"})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Query{String: "PREPARE s AS SELECT card FROM users WHERE id = 1"})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Bind{PreparedStatement: "s", ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := r.rows(t); strings.Contains(strings.Join(got, " "), "4111 1111 1111 1111") {
+		t.Errorf("s redefined by SQL and bound in binary returned %q: masked with the stale int4 description", got)
 	}
 }
