@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -585,5 +586,114 @@ detectors:
 	r.send(&pgproto3.Bind{PreparedStatement: "s", ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if got := r.rows(t); strings.Contains(strings.Join(got, " "), "4111 1111 1111 1111") {
 		t.Errorf("s redefined by SQL and bound in binary returned %q: masked with the stale int4 description", got)
+	}
+}
+
+// startupWith opens a hand-driven session sending the given startup
+// parameters besides user and database.
+func (h *harness) startupWith(t *testing.T, token string, params map[string]string) *rawClient {
+	t.Helper()
+	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", h.pgAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r := pgconnFrontend(conn)
+	p := map[string]string{"user": "pg", "database": h.db}
+	for k, v := range params {
+		p[k] = v
+	}
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: p})
+	r.fe.Flush()
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.AuthenticationCleartextPassword:
+			r.send(&pgproto3.PasswordMessage{Password: token})
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("startup: %s", m.Message)
+		case *pgproto3.ReadyForQuery:
+			return r
+		}
+	}
+}
+
+// TestRedTeamStartupParametersDropped (passes): startup parameters that
+// would lift the wall, move names or change how text is read never reach
+// the upstream.
+func TestRedTeamStartupParametersDropped(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	r := h.startupWith(t, h.token("reader", "read"), map[string]string{
+		"options":                       "-c default_transaction_read_only=off -c search_path=pg_temp,public -c standard_conforming_strings=off -c session_replication_role=replica",
+		"default_transaction_read_only": "off",
+		"standard_conforming_strings":   "off",
+		"client_encoding":               "SJIS",
+		"search_path":                   "pg_temp",
+		"role":                          "postgres",
+		"session_authorization":         "postgres",
+		"application_name":              "x' ; DROP TABLE t; --",
+	})
+	r.send(&pgproto3.Query{String: "SELECT current_setting('default_transaction_read_only') || current_setting('standard_conforming_strings') || current_setting('client_encoding') || current_setting('search_path') || current_setting('session_replication_role')"})
+	got := r.rows(t)
+	want := `onon` + "UTF8" + `"$user", public` + "origin"
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("settings = %q, want %q", got, want)
+	}
+	r.send(&pgproto3.Query{String: "DELETE FROM t WHERE id = 1"})
+	if got := r.rows(t); len(got) != 1 || !strings.Contains(got[0], "42501") {
+		t.Fatalf("write from a read session: %q", got)
+	}
+	if s := h.upstreamState(t); s != untouched {
+		t.Fatalf("upstream changed: %s", s)
+	}
+}
+
+// TestRedTeamProtocolLeftovers (passes): CopyData after a denied COPY FROM
+// STDIN is ignored by the server, and a fast-path FunctionCall (lo_import
+// by OID) is refused; the session stays usable.
+func TestRedTeamProtocolLeftovers(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Query{String: "COPY t FROM STDIN"})
+	if got := r.rows(t); len(got) != 1 || !strings.Contains(got[0], "42501") {
+		t.Fatalf("COPY FROM STDIN by read scope: %q", got)
+	}
+	r.send(&pgproto3.CopyData{Data: []byte("11\televen\n")}, &pgproto3.CopyDone{}, &pgproto3.Query{String: "SELECT count(*) FROM t"})
+	if got := r.rows(t); len(got) != 1 || got[0] != "10" {
+		t.Fatalf("after CopyData to a denied COPY: %q", got)
+	}
+	r.send(&pgproto3.FunctionCall{Function: 764, ArgFormatCodes: []uint16{0}, Arguments: [][]byte{[]byte("/etc/passwd")}, ResultFormatCode: 0})
+	if got := r.rows(t); len(got) != 1 || !strings.Contains(got[0], "42501") {
+		t.Fatalf("FunctionCall lo_import: %q", got)
+	}
+	r.send(&pgproto3.Query{String: "SELECT count(*) FROM pg_largeobject_metadata"})
+	if got := r.rows(t); len(got) != 1 || !strings.Contains(got[0], "42501") {
+		t.Fatalf("probe: %q", got)
+	}
+	if s := h.upstreamState(t); s != untouched {
+		t.Fatalf("upstream changed: %s", s)
+	}
+}
+
+// TestRedTeamRowLocksStoppedByTheWall (passes, and shows what the wall
+// carries alone): SELECT … FOR UPDATE/SHARE is classed a plain select, so
+// read scope's policy allows it; only the read-only transaction refuses
+// the row lock (25006). With the wall lifted (see
+// TestRedTeamWallLiftedInsideOneQueryBypass) the lock is taken.
+func TestRedTeamRowLocksStoppedByTheWall(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	for _, q := range []string{"SELECT * FROM t FOR UPDATE", "SELECT * FROM t FOR NO KEY UPDATE", "SELECT * FROM t FOR SHARE", "SELECT * FROM t FOR KEY SHARE NOWAIT"} {
+		_, err := c.Exec(context.Background(), q)
+		if code := errCode(err); code != "25006" && code != "42501" {
+			t.Errorf("%s by read scope: %v, want a refusal", q, err)
+		}
 	}
 }
