@@ -240,7 +240,8 @@ func TestRedTeamTwoPhaseCommitFromReadScopeBypass(t *testing.T) {
 // guard-secret-catalogs forbids pg_user_mapping and pg_user_mappings, but
 // information_schema.user_mapping_options is a view over the same rows
 // and shows the option values (a foreign server's password) to a
-// superuser.
+// superuser; it forbids pg_db_role_setting, but pg_roles.rolconfig shows
+// the role's settings from it.
 func TestRedTeamSecretCatalogThroughInformationSchemaBypass(t *testing.T) {
 	h := newHarness(t, harnessOpts{superuser: true})
 	secret := "fdw-password-" + randHex(6)
@@ -252,11 +253,14 @@ func TestRedTeamSecretCatalogThroughInformationSchemaBypass(t *testing.T) {
 	t.Cleanup(func() {
 		h.exec(`DROP USER MAPPING FOR PUBLIC SERVER rt_remote`, `DROP SERVER rt_remote`, `DROP FOREIGN DATA WRAPPER rt_fdw`)
 	})
+	// A role setting (pg_db_role_setting, also forbidden) holding a key.
+	h.exec(`ALTER ROLE CURRENT_USER SET gh_rt.api_key = '` + secret + `'`)
 	c := connect(t, h.dsn(h.token("reader", "read")))
 	ctx := context.Background()
 	for _, q := range []string{
 		"SELECT option_value FROM information_schema.user_mapping_options WHERE option_name = 'password'",
 		"SELECT option_value FROM (SELECT (pg_options_to_table(umoptions)).* FROM information_schema._pg_user_mappings) o WHERE option_name = 'password'",
+		"SELECT array_to_string(rolconfig, ',') FROM pg_roles WHERE rolconfig IS NOT NULL AND rolname = current_user",
 	} {
 		var got string
 		err := c.QueryRow(ctx, q).Scan(&got)
@@ -695,5 +699,77 @@ func TestRedTeamRowLocksStoppedByTheWall(t *testing.T) {
 		if code := errCode(err); code != "25006" && code != "42501" {
 			t.Errorf("%s by read scope: %v, want a refusal", q, err)
 		}
+	}
+}
+
+// hiddenTablePolicy forbids agents every access to hidden.secret: the kind
+// of table rule a deployment adds on top of the starter policies.
+const hiddenTablePolicy = `
+@id("rt-hidden-secret")
+@reason("hidden.secret is off limits")
+forbid (principal is Agent, action, resource == Table::"pg/hidden.secret");`
+
+// TestRedTeamSettingsThroughPgSettingsBypass (high: guardrails that hold
+// "whatever the scopes"). pg_settings is an updatable view whose rule
+// calls set_config. An UPDATE of it is sql:update on a catalog view, which
+// write scope has; no set_config call, no SET, so guard-settings,
+// guard-session-identity and guard-search-path never see it. Write scope
+// turns triggers and foreign keys off (session_replication_role), allows
+// writing the system catalogs, and moves search_path, after which the gateway
+// decides unqualified names as public.* while the server resolves them
+// elsewhere: here a table a policy forbids is emptied.
+func TestRedTeamSettingsThroughPgSettingsBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, extraPolicy: hiddenTablePolicy})
+	attackSetup(h)
+	h.exec(`CREATE SCHEMA hidden`, `CREATE TABLE hidden.secret (id int, v text)`, `INSERT INTO hidden.secret VALUES (1, 'a'), (2, 'b')`)
+	c := connect(t, h.dsn(h.token("writer", "write")))
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, "DELETE FROM hidden.secret WHERE id > 0"); errCode(err) != "42501" {
+		t.Fatalf("control: qualified DELETE: %v, want 42501", err)
+	}
+	for _, set := range []struct{ name, value string }{
+		{"search_path", "hidden"},
+		{"allow_system_table_mods", "on"},
+		{"session_replication_role", "replica"}, // last: rules stop firing under it
+	} {
+		_, err := c.Exec(ctx, "UPDATE pg_settings SET setting = '"+set.value+"' WHERE name = '"+set.name+"'", pgx.QueryExecModeSimpleProtocol)
+		if pe := pgErr(err); pe == nil || pe.Code != "42501" {
+			var now string
+			c.QueryRow(ctx, "SELECT current_setting('"+set.name+"')", pgx.QueryExecModeSimpleProtocol).Scan(&now)
+			t.Errorf("write scope set %s through pg_settings: %v (now %q); want a guardrail's 42501", set.name, err, now)
+		}
+	}
+	_, err := c.Exec(ctx, "DELETE FROM secret WHERE id > 0", pgx.QueryExecModeSimpleProtocol)
+	var left int
+	db, _ := sql.Open("pgx", h.upstream)
+	defer db.Close()
+	db.QueryRow("SELECT count(*) FROM hidden.secret").Scan(&left)
+	if left != 2 {
+		t.Errorf("DELETE FROM secret (decided as public.secret: %v) deleted %d rows of hidden.secret, which policy forbids", err, 2-left)
+	}
+}
+
+// TestRedTeamSearchPathFromDatabaseSettingsBypass (medium, with table
+// policies): the gateway names unqualified tables public.*, and pins
+// client_encoding and standard_conforming_strings at startup, but not
+// search_path. A database (or role) whose search_path an administrator set
+// to "hidden, public" (or a schema named like the service account, which
+// the default "$user", public puts first) starts every session with names
+// resolving elsewhere, and nothing tells the gateway (search_path is not
+// reported). A policy on hidden.secret is evaded by leaving out the
+// schema.
+func TestRedTeamSearchPathFromDatabaseSettingsBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, extraPolicy: hiddenTablePolicy})
+	h.exec(`CREATE SCHEMA hidden`, `CREATE TABLE hidden.secret (id int, v text)`, `INSERT INTO hidden.secret VALUES (1, 'payroll')`,
+		`ALTER DATABASE `+h.db+` SET search_path = hidden, public`)
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	var v string
+	if err := c.QueryRow(ctx, "SELECT v FROM hidden.secret").Scan(&v); errCode(err) != "42501" {
+		t.Fatalf("control: qualified read: %q %v, want 42501", v, err)
+	}
+	err := c.QueryRow(ctx, "SELECT v FROM secret").Scan(&v)
+	if err == nil {
+		t.Errorf("read scope read %q from hidden.secret as \"secret\" (decided as public.secret); want the policy's 42501", v)
 	}
 }
