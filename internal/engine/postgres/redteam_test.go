@@ -401,6 +401,9 @@ func TestRedTeamDeepExpressionCrashesGatewayBypass(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRedTeamDeepExpressionCrashesGatewayBypass$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), "GH_REDTEAM_CHILD=deep")
 	out, err := cmd.CombinedOutput()
+	if err == nil && strings.Contains(string(out), "--- SKIP") {
+		t.Skip("the child skipped: no test PostgreSQL")
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		sig := ""
@@ -773,3 +776,36 @@ func TestRedTeamSearchPathFromDatabaseSettingsBypass(t *testing.T) {
 		t.Errorf("read scope read %q from hidden.secret as \"secret\" (decided as public.secret); want the policy's 42501", v)
 	}
 }
+
+// TestRedTeamCatalogDMLBypass (high: schema changes without approval, and
+// a lift for read scope). A superuser may INSERT, UPDATE and DELETE the
+// system catalogs directly. The gateway classes that as sql:update on
+// Table::"pg/pg_catalog.pg_class", which write scope has: write scope
+// renames a table (DDL that ddl scope could run only after an approval)
+// and marks a writing function IMMUTABLE, after which the function catalog
+// hands it to read scope as a read.
+func TestRedTeamCatalogDMLBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	ctx := context.Background()
+	w := connect(t, h.dsn(h.token("writer", "write")))
+	for _, q := range []string{
+		"UPDATE pg_catalog.pg_class SET relname = 'scratch_renamed' WHERE relname = 'scratch' AND relkind = 'r'",
+		"UPDATE pg_catalog.pg_proc SET provolatile = 'i' WHERE proname = 'evil_delete'",
+	} {
+		if _, err := w.Exec(ctx, q); errCode(err) != "42501" {
+			t.Errorf("write scope %q: %v; want 42501 (a change of the schema)", q, err)
+		}
+	}
+	if got := h.upstreamState(t); got != untouched {
+		t.Errorf("upstream changed: %s, want %s", got, untouched)
+	}
+	time.Sleep(catalogWait)
+	r := connect(t, h.dsn(h.token("reader", "read")))
+	if _, err := r.Exec(ctx, "SELECT evil_delete()"); errCode(err) != "42501" {
+		t.Errorf("read scope SELECT evil_delete() after the writer relabelled it: %v; want 42501 (sql:call)", err)
+	}
+}
+
+// catalogWait outlasts the function catalog's reload interval.
+const catalogWait = 5500 * time.Millisecond
