@@ -245,6 +245,9 @@ func Analyze(sql string) *Analysis {
 
 // analyze is Analyze given the text's CacheKey.
 func analyze(sql string, key []byte, keyOK bool) *Analysis {
+	if tooDeep(sql) {
+		return unparsed(ErrTooComplex)
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return unparsed(err)

@@ -1,6 +1,7 @@
 package sqlguard
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -546,6 +547,32 @@ func TestRobust(t *testing.T) {
 	} {
 		if got := Robust(sql); got != want {
 			t.Errorf("Robust(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
+
+// TestTooDeepIsRefusedNotCrashed: chains that would overflow the C stack
+// inside pg_query are refused before it sees them; long flat texts are not.
+func TestTooDeepIsRefusedNotCrashed(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT 1" + strings.Repeat("+1", 30000),
+		"SELECT 'a'" + strings.Repeat("||'a'", 30000),
+		"SELECT 1" + strings.Repeat("::int", 30000),
+		"SELECT 1 FROM t0" + strings.Repeat(" JOIN t ON true", 30000),
+		"SELECT 1" + strings.Repeat(" UNION SELECT 1", 30000),
+	} {
+		if a := Analyze(sql); !errors.Is(a.Err, ErrTooComplex) {
+			t.Errorf("%.40s… (%d bytes): %v", sql, len(sql), a.Err)
+		}
+	}
+	for _, sql := range []string{
+		"SELECT * FROM t WHERE id IN (" + strings.Repeat("1,", 30000) + "1)",
+		"INSERT INTO t VALUES " + strings.Repeat("(1, 'a+b/c'),", 20000) + "(1, 'x')",
+		"SELECT '" + strings.Repeat("+", 100000) + "'",
+		"SELECT 1 WHERE " + strings.Repeat("id = 1 OR ", 20000) + "true",
+	} {
+		if a := Analyze(sql); a.Class == ClassUnparsed {
+			t.Errorf("%.40s… (%d bytes): %v", sql, len(sql), a.Err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ func (s *session) analyze(ctx context.Context, sql string) (*sqlguard.Analysis, 
 		}
 	}
 	a := s.e.opts.Analyzer.Analyze(sql)
+	if errors.Is(a.Err, sqlguard.ErrTooComplex) {
+		return a, s.deny("54001", "gatehouse: "+sqlguard.ErrTooComplex.Error())
+	}
 	if len(a.Statements) > s.e.opts.MaxStatements {
 		return a, s.deny(codeProgramLimitExceeded, fmt.Sprintf("gatehouse: one query string may hold at most %d statements (postgres.max_statements)", s.e.opts.MaxStatements))
 	}
