@@ -135,6 +135,9 @@ const (
 	FlagReadWrite       = "read_write"       // asks for a read-write transaction, or SETs/RESETs transaction_read_only or default_transaction_read_only
 	FlagLexical         = "lexical_setting"  // SETs or RESETs a setting that changes how the server reads SQL text (client_encoding, standard_conforming_strings, backslash_quote)
 	FlagComment         = "comment"          // the text has a comment (Normalized keeps a placeholder, not its words)
+	FlagEndsTransaction = "ends_transaction" // COMMIT, ROLLBACK, PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED: what follows runs in a new transaction
+	FlagTwoPhase        = "two_phase"        // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED: acts on transactions other sessions may wait on
+	FlagCatalogWrite    = "catalog_write"    // writes a system catalog or view (pg_catalog.*, information_schema.*): a change to the schema or the server's settings
 )
 
 // Access is one (action, table) pair the policy engine must allow. Table is

@@ -232,6 +232,19 @@ func (w *walker) visit(m proto.Message, act Class) {
 		if readWriteOption(x.Options) {
 			w.flag(FlagReadWrite)
 		}
+		switch x.Kind {
+		case pg.TransactionStmtKind_TRANS_STMT_PREPARE, pg.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
+			pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+			// Two-phase commit reaches transactions other sessions
+			// prepared (and PostgreSQL allows it in a read-only
+			// transaction): a schema-level action, not transaction
+			// control.
+			w.raise(ClassDDL)
+			w.flag(FlagTwoPhase)
+			w.flag(FlagEndsTransaction)
+		case pg.TransactionStmtKind_TRANS_STMT_COMMIT, pg.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+			w.flag(FlagEndsTransaction)
+		}
 		w.children(x, ClassTransaction)
 	case *pg.SelectStmt:
 		w.selectStmt(x)
@@ -642,6 +655,17 @@ func (w *walker) target(sc *scope, r *pg.RangeVar, act Class) string {
 	return t
 }
 
+// catalogWrite flags a write into a system catalog or view: for a
+// superuser, UPDATE pg_settings runs set_config through the view's rules,
+// and UPDATE pg_class or pg_proc rewrites the schema (renames a table, makes
+// a volatile function look immutable). Such a write is DDL.
+func (w *walker) catalogWrite(t string) {
+	if strings.HasPrefix(t, "pg_catalog.") || strings.HasPrefix(t, "information_schema.") {
+		w.flag(FlagCatalogWrite)
+		w.raise(ClassDDL)
+	}
+}
+
 func (w *walker) targetColumns(t string, targets []*pg.Node) {
 	for _, n := range targets {
 		if rt := n.GetResTarget(); rt != nil && rt.Name != "" {
@@ -666,6 +690,7 @@ func (w *walker) insertStmt(s *pg.InsertStmt) {
 	// the scope.
 	w.visit(s.SelectStmt, ClassSelect)
 	t := w.target(sc, s.Relation, ClassInsert)
+	w.catalogWrite(t)
 	w.targetColumns(t, s.Cols)
 	if len(s.Cols) == 0 {
 		w.columns.add(column(t, "*")) // every column, by position or default
@@ -689,6 +714,7 @@ func (w *walker) updateStmt(s *pg.UpdateStmt) {
 	defer w.pop()
 	w.withClause(s.WithClause)
 	t := w.target(sc, s.Relation, ClassUpdate)
+	w.catalogWrite(t)
 	for _, f := range s.FromClause {
 		w.collectRels(sc, f)
 	}
@@ -704,6 +730,7 @@ func (w *walker) deleteStmt(s *pg.DeleteStmt) {
 	defer w.pop()
 	w.withClause(s.WithClause)
 	t := w.target(sc, s.Relation, ClassDelete)
+	w.catalogWrite(t)
 	for _, f := range s.UsingClause {
 		w.collectRels(sc, f)
 	}
@@ -717,6 +744,7 @@ func (w *walker) mergeStmt(s *pg.MergeStmt) {
 	defer w.pop()
 	w.withClause(s.WithClause)
 	t := w.target(sc, s.Relation, "")
+	w.catalogWrite(t)
 	w.collectRels(sc, s.SourceRelation)
 	for _, n := range s.MergeWhenClauses {
 		c := n.GetMergeWhenClause()
@@ -758,6 +786,9 @@ func (w *walker) copyStmt(s *pg.CopyStmt) {
 		// COPY needs the privilege its direction implies, as in PostgreSQL:
 		// INSERT to copy in, SELECT to copy out.
 		t := w.target(sc, s.Relation, ClassCopy)
+		if s.IsFrom {
+			w.catalogWrite(t)
+		}
 		data := ClassSelect
 		if s.IsFrom {
 			data = ClassInsert

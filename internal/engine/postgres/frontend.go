@@ -32,6 +32,10 @@ type frontState struct {
 	// inBatch: extended-protocol messages were sent since the last Sync or
 	// simple query, so an error now makes the upstream skip to the Sync.
 	inBatch bool
+	// txEnded: an Execute of this batch ends a transaction, so a later one
+	// would start a new transaction before the server reported its
+	// settings (readonly.go).
+	txEnded bool
 	seq     uint64
 }
 
@@ -57,10 +61,15 @@ func (s *session) frontend(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if s.roBase && !s.fe.inBatch && (typ == 'Q' || typ == 'P' || typ == 'B' || typ == 'E') {
+			if err := s.settleWall(ctx); err != nil {
+				return err
+			}
+		}
 		switch typ {
 		case 'Q':
 			err = s.onQuery(ctx, body)
-			s.fe.inBatch = false
+			s.fe.inBatch, s.fe.txEnded = false, false
 		case 'P':
 			err = s.onParse(ctx, body)
 			s.fe.inBatch = true
@@ -79,7 +88,7 @@ func (s *session) frontend(ctx context.Context) error {
 		case 'S':
 			s.push(&expect{kind: 'S'})
 			err = writeFrame(s.uw, typ, body)
-			s.fe.inBatch = false
+			s.fe.inBatch, s.fe.txEnded = false, false
 		case 'H', 'd', 'c', 'f':
 			// Flush and COPY data: COPY was decided when its statement was.
 			err = writeFrame(s.uw, typ, body)
@@ -673,9 +682,15 @@ func (s *session) onExecute(body []byte) error {
 	}
 	pi := s.fe.portal[portal]
 	x := &expect{kind: 'E', name: portal}
+	if s.roBase && s.fe.txEnded {
+		x.deny = s.deny(codeInsufficientPrivilege, "gatehouse: in a read-only session a transaction may end only at the end of a batch; send a Sync after COMMIT or ROLLBACK")
+		s.push(x)
+		return writeFrame(s.uw, 'E', append(append([]byte(x.deny.marker), 0), 0, 0, 0, 0))
+	}
 	if pi != nil && pi.def != nil {
 		x.rec = s.newExecRecord(pi.def.a, pi.params)
 		x.schema = changesSchema(pi.def.a)
+		s.fe.txEnded = s.fe.txEnded || pi.def.a.HasFlag(sqlguard.FlagEndsTransaction)
 		if d := s.recheckExecutes(pi); d != nil {
 			x.deny = d
 			s.push(x)

@@ -116,6 +116,16 @@ func (s *session) engineRefusal(a *sqlguard.Analysis) *denial {
 	if s.roBase && a.HasFlag(sqlguard.FlagReadWrite) {
 		return s.deny(codeInsufficientPrivilege, "gatehouse: this session is read-only (the token's scopes do not include write): read-write transactions and changes to transaction_read_only are refused")
 	}
+	if s.roBase {
+		// The server reports a changed default_transaction_read_only only
+		// before ReadyForQuery: a transaction that starts later in the
+		// same query string could start read-write.
+		for _, st := range a.Statements[:max(len(a.Statements)-1, 0)] {
+			if st.HasFlag(sqlguard.FlagEndsTransaction) {
+				return s.deny(codeInsufficientPrivilege, "gatehouse: in a read-only session a transaction may end only at the end of a query string; send what follows COMMIT or ROLLBACK separately")
+			}
+		}
+	}
 	for _, st := range a.Statements {
 		for _, n := range append(slices.Clip(st.Executes), st.Prepares, st.Deallocates) {
 			if strings.HasPrefix(n, privatePrefix) {

@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"context"
 	"slices"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 )
@@ -55,6 +57,27 @@ func (s *session) adjustWall(writes bool) error {
 		return s.injectWall(!writes)
 	}
 	return nil
+}
+
+// settleWall holds the start of a batch in a read-only session until the
+// server has answered everything sent before it: a setting an earlier
+// statement changed is reported only before its ReadyForQuery, and the
+// next transaction would already run under it. A changed
+// default_transaction_read_only ends the session there (onParameterStatus),
+// before anything else is forwarded.
+func (s *session) settleWall(ctx context.Context) error {
+	deadline := time.Now().Add(lexicalWait)
+	for {
+		s.mu.Lock()
+		settled := s.settledLocked()
+		s.mu.Unlock()
+		if settled {
+			return nil
+		}
+		if err := s.waitChange(ctx, deadline); err != nil {
+			return &fatal{code: codeInsufficientPrivilege, msg: "gatehouse: a read-only session's earlier statements did not finish; the session has ended"}
+		}
+	}
 }
 
 // injectWall sends SET default_transaction_read_only upstream as a simple

@@ -50,7 +50,7 @@ func TestRedTeamWallLiftedInsideOneQueryBypass(t *testing.T) {
 	} {
 		r := h.raw(t, h.token("reader", "read"))
 		r.send(&pgproto3.Query{String: q})
-		res := r.untilClosed(t)
+		res := r.untilReadyOrClosed(t)
 		if got := h.upstreamState(t); got != untouched {
 			t.Errorf("read scope, one Query %q:\n%s=> upstream changed: %s, want %s", q, res, got, untouched)
 			h.restoreT()
@@ -63,7 +63,7 @@ func TestRedTeamWallLiftedInsideOneQueryBypass(t *testing.T) {
 			&pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "SELECT sneaky()"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Sync{})
-		res := r.untilClosed(t)
+		res := r.untilReadyOrClosed(t)
 		if got := h.upstreamState(t); got != untouched {
 			t.Errorf("read scope, one extended batch:\n%s=> upstream changed: %s, want %s", res, got, untouched)
 			h.restoreT()
@@ -812,3 +812,21 @@ func TestRedTeamCatalogDMLBypass(t *testing.T) {
 
 // catalogWait outlasts the function catalog's reload interval.
 const catalogWait = 5500 * time.Millisecond
+
+// untilReadyOrClosed reads until a ReadyForQuery or the end of the
+// connection, whichever comes first.
+func (r *rawClient) untilReadyOrClosed(t *testing.T) string {
+	t.Helper()
+	r.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	var b strings.Builder
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			return b.String()
+		}
+		describe(&b, m)
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			return b.String()
+		}
+	}
+}
