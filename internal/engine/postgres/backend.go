@@ -185,8 +185,10 @@ func (s *session) popConfirm(typ byte) *expect {
 	case x == nil:
 	case typ == '1' && x.kind == 'P' && x.def != nil:
 		s.defs[x.name] = x.def
+		delete(s.be.stmtDesc, x.name) // a Describe after this Parse fills it again
 	case typ == '3' && x.kind == 'C' && x.describe == 'S':
 		delete(s.defs, x.name)
+		delete(s.be.stmtDesc, x.name)
 	}
 	return x
 }
@@ -232,6 +234,7 @@ func (s *session) readyForQuery(body []byte) []*expect {
 		out = append(out, x)
 		if x.kind == 'Q' {
 			delete(s.defs, "")
+			delete(s.be.stmtDesc, "")
 		}
 		if x.kind == 'Q' || x.kind == 'S' {
 			break

@@ -22,9 +22,11 @@ import (
 // portals and batches. What prepared statements mean is the session's
 // model (session.defs and the queue; prepared.go).
 type frontState struct {
-	// described: the client has described this statement (since its last
-	// Parse), so the backend knows its columns.
-	described map[string]bool
+	// described: the statement definition the client last described under
+	// each name, so the backend knows its columns; a definition that has
+	// changed since (a Parse, or SQL DEALLOCATE and PREPARE) is described
+	// afresh.
+	described map[string]*stmtDef
 	// portalDescribed: the client described this portal.
 	portalDescribed map[string]bool
 	// portal: what each portal was bound from.
@@ -50,7 +52,7 @@ type portalInfo struct {
 }
 
 func newFrontState() *frontState {
-	return &frontState{described: map[string]bool{}, portalDescribed: map[string]bool{}, portal: map[string]*portalInfo{}}
+	return &frontState{described: map[string]*stmtDef{}, portalDescribed: map[string]bool{}, portal: map[string]*portalInfo{}}
 }
 
 // frontend reads client messages, governs the ones that carry SQL and
@@ -284,6 +286,7 @@ func (s *session) queryEffects(sql string, a *sqlguard.Analysis) (effects []stmt
 	var texts []string
 	for i, st := range a.Statements {
 		for _, name := range st.Executes {
+			name = pgName(name)
 			s.mu.Lock()
 			o := s.resolveLocked(name, effects)
 			s.mu.Unlock()
@@ -304,10 +307,10 @@ func (s *session) queryEffects(sql string, a *sqlguard.Analysis) (effects []stmt
 			if texts == nil {
 				texts = splitStatements(sql, len(a.Statements))
 			}
-			def := &stmtDef{text: texts[i], a: statementAnalysis(a, i), upstream: st.Prepares}
-			effects = append(effects, stmtEffect{kind: 'p', name: st.Prepares, def: def, stmt: i})
+			def := &stmtDef{text: texts[i], a: statementAnalysis(a, i), upstream: pgName(st.Prepares)}
+			effects = append(effects, stmtEffect{kind: 'p', name: pgName(st.Prepares), def: def, stmt: i})
 		case st.Deallocates != "":
-			effects = append(effects, stmtEffect{kind: 'd', name: st.Deallocates, stmt: i})
+			effects = append(effects, stmtEffect{kind: 'd', name: pgName(st.Deallocates), stmt: i})
 		case st.DeallocatesAll:
 			effects = append(effects, stmtEffect{kind: 'a', stmt: i})
 		}
@@ -352,6 +355,7 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Parse message")
 	}
+	name = pgName(name)
 	x := &expect{kind: 'P', name: name}
 	if strings.HasPrefix(name, privatePrefix) {
 		x.deny = s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: prepared statement names starting with %q are reserved", privatePrefix))
@@ -381,7 +385,7 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 			x.deny = d
 		}
 	}
-	s.fe.described[name] = false
+	delete(s.fe.described, name)
 	upstream := name
 	if x.deny == nil {
 		x.def = &stmtDef{text: sql, a: a, upstream: name}
@@ -455,14 +459,13 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	if err != nil {
 		return protocolError("malformed Bind message: %v", err)
 	}
+	b.portal, b.stmt = pgName(b.portal), pgName(b.stmt)
 	if f := s.recheck(); f != nil { // expiry.go: a Bind runs a statement decided earlier
 		return f
 	}
 	x := &expect{kind: 'B', name: b.portal, stmt: b.stmt, formats: b.resultFormats}
-	// The backend derives the portal's columns from the statement's
-	// description only if that description answered before this Bind.
-	s.fe.portalDescribed[b.portal] = s.fe.described[b.stmt]
 	delete(s.fe.portal, b.portal)
+	s.fe.portalDescribed[b.portal] = false
 	var pi *portalInfo
 	upstream := b.stmt
 	if strings.HasPrefix(b.stmt, privatePrefix) {
@@ -477,6 +480,10 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 				return f
 			} else if x.deny == nil {
 				s.fe.portal[b.portal] = pi
+				// The backend derives the portal's columns from the
+				// statement's description only if the client described
+				// this very definition before this Bind.
+				s.fe.portalDescribed[b.portal] = !o.ambiguous() && o.single() != nil && s.fe.described[b.stmt] == o.single()
 			}
 		}
 	}
@@ -521,7 +528,7 @@ func (s *session) decideBind(ctx context.Context, b *bindMsg, o outcome) (*porta
 		}
 		for _, st := range def.a.Statements {
 			for _, name := range st.Executes {
-				eo := s.resolve(name)
+				eo := s.resolve(pgName(name))
 				if eo.undefined() || eo.anyHeld() || eo.ambiguous() {
 					return nil, "", s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: EXECUTE %s: the prepared statement is undefined, held, or being redefined", name)), nil
 				}
@@ -637,9 +644,10 @@ func (s *session) onDescribe(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Describe message")
 	}
+	name = pgName(name)
 	x := &expect{kind: 'D', describe: body[0], name: name}
 	if body[0] == 'S' {
-		s.fe.described[name] = true
+		s.fe.described[name] = s.resolve(name).single()
 		upstream, d, err := s.upstreamName(ctx, name)
 		if err != nil {
 			return err
@@ -680,6 +688,7 @@ func (s *session) onExecute(body []byte) error {
 	if !ok {
 		return protocolError("malformed Execute message")
 	}
+	portal = pgName(portal)
 	pi := s.fe.portal[portal]
 	x := &expect{kind: 'E', name: portal}
 	if s.roBase && s.fe.txEnded {
@@ -720,7 +729,7 @@ func (s *session) recheckExecutes(pi *portalInfo) *denial {
 	i := 0
 	for _, st := range pi.def.a.Statements {
 		for _, name := range st.Executes {
-			o := s.resolve(name)
+			o := s.resolve(pgName(name))
 			if o.ambiguous() || i >= len(pi.executes) || o.single() != pi.executes[i] {
 				return s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: EXECUTE %s: the prepared statement changed since the portal was bound", name))
 			}
@@ -739,9 +748,9 @@ func portalEffects(def *stmtDef) []stmtEffect {
 	st := def.a.Statements[0]
 	switch {
 	case st.Prepares != "":
-		return []stmtEffect{{kind: 'p', name: st.Prepares, def: &stmtDef{text: def.text, a: def.a, upstream: st.Prepares}}}
+		return []stmtEffect{{kind: 'p', name: pgName(st.Prepares), def: &stmtDef{text: def.text, a: def.a, upstream: pgName(st.Prepares)}}}
 	case st.Deallocates != "":
-		return []stmtEffect{{kind: 'd', name: st.Deallocates}}
+		return []stmtEffect{{kind: 'd', name: pgName(st.Deallocates)}}
 	case st.DeallocatesAll:
 		return []stmtEffect{{kind: 'a'}}
 	}
@@ -756,6 +765,7 @@ func (s *session) onClose(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Close message")
 	}
+	name = pgName(name)
 	x := &expect{kind: 'C', describe: body[0], name: name}
 	if body[0] == 'P' {
 		delete(s.fe.portalDescribed, name)

@@ -34,6 +34,21 @@ type stmtEffect struct {
 	stmt int // which statement of a simple query (counted by CommandComplete)
 }
 
+// nameLen is how much of a statement or portal name the server keeps:
+// NAMEDATALEN-1 bytes. PostgreSQL keys both hash tables by that prefix
+// (dynahash with HASH_STRINGS compares and hashes at most keysize-1
+// bytes), so two names that share it are one name, and the model must key
+// them the same way.
+const nameLen = 63
+
+// pgName is name as the server keys it.
+func pgName(name string) string {
+	if len(name) > nameLen {
+		return name[:nameLen]
+	}
+	return name
+}
+
 // privateName returns a statement name for a held statement's upstream
 // copy: random, so a client cannot guess it, and with a prefix the engine
 // refuses in client messages.
@@ -167,12 +182,19 @@ func (s *session) resolveLocked(name string, overlay []stmtEffect) outcome {
 // (CommandComplete). Called by the backend goroutine with s.mu held.
 func (s *session) applyEffects(effects []stmtEffect) {
 	for _, ef := range effects {
+		// A description kept for the name describes what it was.
+		delete(s.be.stmtDesc, ef.name)
 		switch ef.kind {
 		case 'p':
 			s.defs[ef.name] = ef.def
 		case 'd':
 			delete(s.defs, ef.name)
 		case 'a':
+			for n := range s.be.stmtDesc {
+				if n != "" {
+					delete(s.be.stmtDesc, n)
+				}
+			}
 			// DEALLOCATE ALL drops every named statement, the ones the
 			// gateway prepared under private names too; the unnamed
 			// statement is kept apart and survives (PostgreSQL's

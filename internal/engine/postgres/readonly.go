@@ -47,7 +47,7 @@ func (s *session) adjustWall(writes bool) error {
 		return nil
 	}
 	s.mu.Lock()
-	idle := len(s.queue) == 0 && s.txStatus == 'I' && !s.fe.inBatch
+	idle := len(s.queue) == 0 && s.txStatus == 'I' && !s.fe.inBatch && !s.skipping
 	on := s.roOn // what the server reported: a RESET ALL may have raised it
 	s.mu.Unlock()
 	if !idle {

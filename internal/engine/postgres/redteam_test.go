@@ -480,7 +480,7 @@ detectors:
 	}
 	// The audit log must say that users was read: the statement that ran.
 	ctx := context.Background()
-	var audited, sawInt4 bool
+	var audited bool
 	for deadline := time.Now().Add(3 * time.Second); !audited && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		evs, err := h.gw.Admin.TailAudit(ctx, 50)
 		if err != nil {
@@ -489,11 +489,7 @@ detectors:
 		for _, e := range evs {
 			reader := strings.Contains(string(e), `Agent::\"reader\"`)
 			audited = audited || reader && strings.Contains(string(e), "public.users")
-			sawInt4 = sawInt4 || reader && strings.Contains(string(e), "int4")
 		}
-	}
-	if !sawInt4 {
-		t.Fatal("no audit event of the reader's execution at all")
 	}
 	if !audited {
 		t.Errorf("no audit event of the reader names public.users, which the server read for it: the execution was audited as SELECT 1::int4")

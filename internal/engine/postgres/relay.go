@@ -56,6 +56,10 @@ type session struct {
 	changed  chan struct{} // closed and replaced when waiters should look again
 	waiters  int
 	ended    bool // the backend goroutine has stopped
+	// skipping: the upstream is discarding every message until the next
+	// Sync, after an error in the extended protocol (PostgresMain's
+	// ignore_till_sync), and the client has not sent that Sync yet.
+	skipping bool
 }
 
 // expect is one message (or simple query) whose response the backend
@@ -93,8 +97,17 @@ type denial struct {
 	code   string
 }
 
+// push queues what the upstream will answer for a message forwarded now.
+// While the upstream skips to the next Sync it answers nothing, a simple
+// query included, so nothing but that Sync is queued.
 func (s *session) push(x *expect) {
 	s.mu.Lock()
+	if s.skipping && x.kind != 'S' {
+		s.mu.Unlock()
+		s.finish(x, "skipped: an earlier message of the batch failed")
+		return
+	}
+	s.skipping = false
 	s.queue = append(s.queue, x)
 	s.mu.Unlock()
 }
@@ -145,6 +158,8 @@ func (s *session) skipToSync() []*expect {
 		dropped = append(dropped, s.queue[0])
 		s.queue = s.queue[1:]
 	}
+	// No Sync sent yet: what the client sends until it is skipped too.
+	s.skipping = len(s.queue) == 0
 	s.broadcastLocked()
 	return dropped
 }
