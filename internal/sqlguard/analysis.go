@@ -3,6 +3,7 @@ package sqlguard
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -170,6 +171,11 @@ type Statement struct {
 	// user-defined cast functions run.
 	Attributes []string
 	Casts      []FuncRef
+	// SyntaxCalls are SQL constructs the parser (PostgreSQL 17) reads as
+	// syntax that an older server reads as a call of a function of the
+	// same name: JSON_SCALAR(x) is a call of json_scalar(x) on
+	// PostgreSQL 15, which any user may have defined.
+	SyntaxCalls []FuncRef
 	// Settings are the run-time settings a SET or RESET changes, lower-case
 	// (setting names are case-insensitive); "all" for RESET ALL.
 	Settings []string
@@ -207,18 +213,19 @@ func (s *Statement) HasFlag(f string) bool { return slices.Contains(s.Flags, f) 
 type Analysis struct {
 	// Class is that of the single statement, or for several statements the
 	// most consequential one (see docs/sql-analysis.md for the order).
-	Class      Class
-	Statements []Statement
-	Tables     []string // union over Statements, sorted
-	Columns    []string
-	Functions  []string
-	Flags      []string
-	Accesses   []Access  // union over Statements, deduplicated
-	Calls      []FuncRef // union over Statements, deduplicated
-	Operators  []FuncRef
-	Attributes []string
-	Casts      []FuncRef
-	Settings   []string // union over Statements, sorted
+	Class       Class
+	Statements  []Statement
+	Tables      []string // union over Statements, sorted
+	Columns     []string
+	Functions   []string
+	Flags       []string
+	Accesses    []Access  // union over Statements, deduplicated
+	Calls       []FuncRef // union over Statements, deduplicated
+	Operators   []FuncRef
+	Attributes  []string
+	Casts       []FuncRef
+	SyntaxCalls []FuncRef
+	Settings    []string // union over Statements, sorted
 	// Fingerprint is pg_query's fingerprint of Normalized: equal for
 	// statements that differ only in literal values, whitespace or the
 	// length of constant IN lists. Use it to group recordings, never as a
@@ -264,13 +271,13 @@ func analyze(sql string, key []byte, keyOK bool) *Analysis {
 	if keyOK {
 		a.Normalized = normalizeKey(key)
 	} else {
-		a.Normalized, _ = pg_query.Normalize(sql)
+		// pg_query's normalisation keeps comments word for word, and the
+		// literals of utility statements (PREPARE, CREATE TABLE AS,
+		// DEFAULT, COMMENT, COPY's file name …); either can carry a card
+		// number or a key. The recorded text keeps only where each was.
 		var had bool
-		a.Normalized, had = scrubComments(a.Normalized)
+		a.Normalized, had = scrubText(sql)
 		if had {
-			// pg_query's normalisation keeps comments word for word, and
-			// a comment can carry anything (a card number, a key): the
-			// recorded text keeps only where the comment was.
 			a.Flags = addSorted(a.Flags, FlagComment)
 		}
 	}
@@ -278,41 +285,50 @@ func analyze(sql string, key []byte, keyOK bool) *Analysis {
 	return a
 }
 
-// scrubComments replaces every comment in sql with an empty one, using
-// PostgreSQL's own scanner to find them; it reports whether there were any.
-// Text the scanner rejects is returned as it is: it cannot hold a comment
-// the parser accepted.
-func scrubComments(sql string) (string, bool) {
-	if !strings.Contains(sql, "--") && !strings.Contains(sql, "/*") {
-		return sql, false
-	}
+// scrubText is sql with every constant replaced by a parameter numbered
+// after the text's own and every comment emptied, found with PostgreSQL's
+// own scanner; it reports whether there were comments. Text the scanner
+// rejects (it cannot have parsed) is withheld altogether.
+func scrubText(sql string) (string, bool) {
 	res, err := pg_query.Scan(sql)
 	if err != nil {
-		return sql, false
+		return "/* text withheld */", false
+	}
+	toks := res.GetTokens()
+	next := 1
+	for _, t := range toks {
+		if t.Token == pg_query.Token_PARAM && int(t.Start)+1 <= int(t.End) && int(t.End) <= len(sql) {
+			if n, err := strconv.Atoi(sql[t.Start+1 : t.End]); err == nil && n >= next {
+				next = n + 1
+			}
+		}
 	}
 	var b strings.Builder
-	last, had := 0, false
-	for _, t := range res.GetTokens() {
-		if t.Token != pg_query.Token_SQL_COMMENT && t.Token != pg_query.Token_C_COMMENT {
+	last, comments := 0, false
+	for _, t := range toks {
+		var repl string
+		switch t.Token {
+		case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST,
+			pg_query.Token_ICONST, pg_query.Token_FCONST:
+			repl = "$" + strconv.Itoa(next)
+			next++
+		case pg_query.Token_SQL_COMMENT:
+			repl, comments = "--", true
+		case pg_query.Token_C_COMMENT:
+			repl, comments = "/**/", true
+		default:
 			continue
 		}
 		start, end := int(t.Start), int(t.End)
 		if start < last || end > len(sql) || start > end {
-			return "/* text withheld */", true // never store what cannot be scrubbed
+			return "/* text withheld */", comments // never store what cannot be scrubbed
 		}
 		b.WriteString(sql[last:start])
-		if t.Token == pg_query.Token_SQL_COMMENT {
-			b.WriteString("--")
-		} else {
-			b.WriteString("/**/")
-		}
-		last, had = end, true
-	}
-	if !had {
-		return sql, false
+		b.WriteString(repl)
+		last = end
 	}
 	b.WriteString(sql[last:])
-	return b.String(), true
+	return b.String(), comments
 }
 
 // addSorted adds v to a sorted, clipped slice, returning a new slice.
@@ -349,7 +365,7 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 	a := &Analysis{}
 	var tables, columns, functions, flags, settings set
 	var accesses accessSet
-	var calls, ops, casts refSet
+	var calls, ops, casts, syntax refSet
 	var attrs ordered[string]
 	reads, writes := false, false
 	for _, raw := range tree.GetStmts() {
@@ -377,6 +393,9 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 		}
 		for _, f := range st.Casts {
 			casts.add(f)
+		}
+		for _, f := range st.SyntaxCalls {
+			syntax.add(f)
 		}
 		switch {
 		case st.Class.writes():
@@ -410,7 +429,7 @@ func analyzeTree(tree *pg_query.ParseResult) *Analysis {
 	a.Accesses = accesses.list()
 	a.Settings = settings.sorted()
 	a.Calls, a.Operators = calls.list(), ops.list()
-	a.Attributes, a.Casts = attrs.list(), casts.list()
+	a.Attributes, a.Casts, a.SyntaxCalls = attrs.list(), casts.list(), syntax.list()
 	a.Statements = slices.Clip(a.Statements)
 	return a
 }

@@ -15,6 +15,9 @@ type Func struct {
 	// Args and Defaults are pg_proc.pronargs and pronargdefaults: a
 	// function takes from Args-Defaults to Args arguments.
 	Args, Defaults int
+	// OpSchema, for a function behind an operator, is the operator's
+	// schema (OPERATOR(ops.###) may name a function in public).
+	OpSchema string
 }
 
 // takesOne reports whether f can be called with one argument, as attribute
@@ -26,12 +29,19 @@ type CatalogData struct {
 	Builtin []Func // pg_catalog's functions
 	User    []Func // every other schema's functions
 	// Operators: operators outside pg_catalog, by name, as the functions
-	// behind them. Casts: cast functions outside pg_catalog, by target
-	// type name. Views: the functions each view outside pg_catalog calls,
-	// by "schema.view" (as Analysis.Tables names it), and the views each
-	// view reads (ViewViews), so that a view over a view counts.
+	// behind them. Casts: cast functions outside pg_catalog, and the
+	// functions of domain CHECK constraints, by target type name. Views:
+	// the functions each view outside pg_catalog calls, by "schema.view"
+	// (as Analysis.Tables names it), and the views each view reads
+	// (ViewViews), so that a view over a view counts.
 	Operators map[string][]Func
 	Casts     map[string][]Func
+	// Implicit: functions the server may call with nothing in the text to
+	// say so: those behind operators outside pg_catalog (a type's = and <
+	// serve CASE, IN, USING, DISTINCT, ORDER BY, GROUP BY, GREATEST,
+	// array_position) and the support functions of operator classes
+	// outside pg_catalog.
+	Implicit  []Func
 	Views     map[string][]Func
 	ViewViews map[string][]string
 	// DeclaredReadOnly: "schema.name" of functions an administrator
@@ -52,9 +62,10 @@ type Catalog struct {
 	// ops: operators outside pg_catalog, by name, as their implementing
 	// functions; casts: cast functions by target type; views: the
 	// functions a view reaches, through other views too.
-	ops   map[string][]Func
-	casts map[string][]Func
-	views map[string][]Func
+	ops      map[string][]Func
+	casts    map[string][]Func
+	views    map[string][]Func
+	implicit []Func
 	// declared: "schema.name" of functions an administrator declares
 	// read-only (config), whatever the catalog says.
 	declared map[string]bool
@@ -73,6 +84,11 @@ func NewCatalog(d CatalogData) *Catalog {
 	}
 	for _, n := range d.DeclaredReadOnly {
 		c.declared[n] = true
+	}
+	for _, f := range d.Implicit {
+		if !c.readOnlyUser(f) {
+			c.implicit = append(c.implicit, f)
+		}
 	}
 	// A view reaches the functions of every view it reads, transitively.
 	for v := range d.Views {
@@ -97,6 +113,17 @@ func NewCatalog(d CatalogData) *Catalog {
 		walk(v)
 	}
 	return c
+}
+
+// evaluates reports whether statements of class c evaluate expressions
+// (and so may compare, sort or hash values); SET, LOCK, LISTEN, NOTIFY,
+// SHOW, transaction control and the like take only literals and names.
+func (c Class) evaluates() bool {
+	switch c {
+	case ClassTransaction, ClassSet, ClassListen, ClassNotify, ClassLock, ClassUtility, ClassLoad, ClassUnparsed:
+		return false
+	}
+	return true
 }
 
 // QualifiedName names schema.name as Analysis.Tables does.
@@ -168,9 +195,26 @@ func (c *Catalog) NotReadOnly(a *Analysis) []FuncRef {
 	}
 	for _, op := range a.Operators {
 		for _, fn := range c.ops[op.Name] {
-			if op.Schema == "" || op.Schema == fn.Schema || op.Schema == "pg_catalog" {
+			if op.Schema == "" || op.Schema == fn.OpSchema {
 				c.classifyResolved(fn, &out)
 			}
+		}
+	}
+	for _, f := range a.SyntaxCalls {
+		// On a server that reads it as a call, only a function of that
+		// name can run; on one that reads it as syntax, nothing does.
+		for _, fn := range c.user[f.Name] {
+			c.classifyResolved(fn, &out)
+		}
+	}
+	// A function the server may call without a word in the text (a
+	// volatile = on a user type) is a possible call of every statement:
+	// where such functions exist, every statement needs sql:call for
+	// them, the strict side (or the administrator declares them
+	// read-only).
+	if a.Class.evaluates() {
+		for _, fn := range c.implicit {
+			out.add(FuncRef{Schema: fn.Schema, Name: fn.Name})
 		}
 	}
 	for _, name := range a.Attributes {

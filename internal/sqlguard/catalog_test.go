@@ -60,6 +60,28 @@ func TestCatalogNotReadOnly(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.sql, got, tt.want)
 		}
 	}
+	// A volatile function the server may call implicitly (a type's =)
+	// counts for every statement that evaluates expressions.
+	imp := NewCatalog(CatalogData{Builtin: []Func{fn("pg_catalog", "count", 'i', 'a', 1)},
+		Implicit: []Func{fn("public", "ticket_eq", 'v', 'f', 2), fn("public", "ticket_lt", 'i', 'f', 2)}})
+	for sql, want := range map[string]int{"SELECT * FROM t ORDER BY k": 1, "SELECT count(*) FROM t": 1, "BEGIN": 0, "SET application_name = 'x'": 0} {
+		if got := imp.NotReadOnly(Analyze(sql)); len(got) != want {
+			t.Errorf("implicit, %s: %v, want %d", sql, got, want)
+		}
+	}
+	// OPERATOR(ops.###) names the operator's schema, not its function's.
+	opc := NewCatalog(CatalogData{Operators: map[string][]Func{"###": {{Schema: "public", Name: "op_fn", Volatile: 'v', Kind: 'f', OpSchema: "ops"}}}})
+	if got := opc.NotReadOnly(Analyze("SELECT 1 OPERATOR(ops.###) 2")); len(got) != 1 {
+		t.Errorf("OPERATOR(ops.###): %v", got)
+	}
+	// Syntax an older server reads as a call.
+	syn := NewCatalog(CatalogData{User: []Func{fn("public", "json_scalar", 'v', 'f', 1)}})
+	if got := syn.NotReadOnly(Analyze("SELECT json_scalar('x')")); len(got) != 1 {
+		t.Errorf("json_scalar: %v", got)
+	}
+	if got := NewCatalog(CatalogData{}).NotReadOnly(Analyze("SELECT json_scalar('x')")); len(got) != 0 {
+		t.Errorf("json_scalar with no such function: %v", got)
+	}
 	// Without a catalog nothing is known to be read-only.
 	if got := NewCatalog(CatalogData{}).NotReadOnly(Analyze("SELECT now()")); len(got) != 1 {
 		t.Errorf("empty catalog: %v", got)

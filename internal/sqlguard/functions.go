@@ -28,6 +28,8 @@ var RiskyFunctions = []string{
 	"pg_switch_wal", "pg_create_restore_point", "pg_backup_start", "pg_backup_stop",
 	"pg_start_backup", "pg_stop_backup", "pg_wal_replay_pause", "pg_wal_replay_resume",
 	"pg_log_backend_memory_contexts", "pg_stat_reset*",
+	// Other sessions' statements, literals included, in every database.
+	"pg_stat_get_activity",
 	// Replication slots and origins: logical decoding reads every change.
 	"pg_create_logical_replication_slot", "pg_create_physical_replication_slot",
 	"pg_copy_logical_replication_slot", "pg_copy_physical_replication_slot",
@@ -60,4 +62,21 @@ func isRisky(name string) bool {
 		}
 	}
 	return false
+}
+
+// CallFlags are the flags a call of the function name sets, for a call the
+// engine found behind a view, operator, cast or rule rather than in the
+// text.
+func CallFlags(name string) []string {
+	var out []string
+	if isRisky(name) {
+		out = append(out, FlagRiskyFunction)
+	}
+	switch name {
+	case "set_config":
+		out = append(out, FlagSetConfig)
+	case "pg_notify":
+		out = append(out, FlagNotify)
+	}
+	return out
 }

@@ -371,7 +371,7 @@ func diffAnalysis(a, b *Analysis) string {
 		{"accesses", a.Accesses, b.Accesses}, {"fingerprint", a.Fingerprint, b.Fingerprint},
 		{"normalized", a.Normalized, b.Normalized}, {"statements", a.Statements, b.Statements},
 		{"calls", a.Calls, b.Calls}, {"operators", a.Operators, b.Operators}, {"settings", a.Settings, b.Settings},
-		{"attributes", a.Attributes, b.Attributes}, {"casts", a.Casts, b.Casts},
+		{"attributes", a.Attributes, b.Attributes}, {"casts", a.Casts, b.Casts}, {"syntax", a.SyntaxCalls, b.SyntaxCalls},
 	}
 	for _, f := range fields {
 		if fmt.Sprint(f.x) != fmt.Sprint(f.y) {

@@ -25,6 +25,7 @@ type walker struct {
 	ops       refSet
 	attrs     ordered[string]
 	casts     refSet
+	syntax    refSet
 	settings  set
 	prep      preparedEffects
 	scope     *scope
@@ -82,6 +83,7 @@ func analyzeStmt(n *pg.Node) Statement {
 		Operators:      w.ops.list(),
 		Attributes:     w.attrs.list(),
 		Casts:          w.casts.list(),
+		SyntaxCalls:    w.syntax.list(),
 		Settings:       w.settings.sorted(),
 		Executes:       slices.Clip(w.prep.executes),
 		Prepares:       w.prep.prepares,
@@ -214,6 +216,11 @@ func (w *walker) visit(m proto.Message, act Class) {
 		if tn := x.TypeName; tn != nil && len(tn.Names) > 0 {
 			w.casts.add(nameRef(tn.Names))
 		}
+		w.children(x, act)
+	case *pg.JsonScalarExpr, *pg.JsonSerializeExpr, *pg.JsonObjectConstructor, *pg.JsonArrayConstructor,
+		*pg.JsonArrayQueryConstructor, *pg.JsonObjectAgg, *pg.JsonArrayAgg, *pg.JsonParseExpr,
+		*pg.JsonFuncExpr, *pg.JsonTable, *pg.MergeSupportFunc:
+		w.syntax.add(FuncRef{Name: syntaxName(x)})
 		w.children(x, act)
 	case *pg.ExecuteStmt:
 		w.raise(ClassUtility)
@@ -964,6 +971,41 @@ func (w *walker) funcCall(name []*pg.Node) {
 	case "pg_notify":
 		w.flag(FlagNotify)
 	}
+}
+
+// syntaxName is the function an older server calls for syntax that
+// PostgreSQL 16 and 17 added (SQL/JSON constructors and functions,
+// MERGE_ACTION()).
+func syntaxName(m proto.Message) string {
+	switch x := m.(type) {
+	case *pg.JsonScalarExpr:
+		return "json_scalar"
+	case *pg.JsonSerializeExpr:
+		return "json_serialize"
+	case *pg.JsonObjectConstructor:
+		return "json_object"
+	case *pg.JsonArrayConstructor, *pg.JsonArrayQueryConstructor:
+		return "json_array"
+	case *pg.JsonObjectAgg:
+		return "json_objectagg"
+	case *pg.JsonArrayAgg:
+		return "json_arrayagg"
+	case *pg.JsonParseExpr:
+		return "json"
+	case *pg.JsonTable:
+		return "json_table"
+	case *pg.JsonFuncExpr:
+		switch x.Op {
+		case pg.JsonExprOp_JSON_EXISTS_OP:
+			return "json_exists"
+		case pg.JsonExprOp_JSON_QUERY_OP:
+			return "json_query"
+		}
+		return "json_value"
+	case *pg.MergeSupportFunc:
+		return "merge_action"
+	}
+	return ""
 }
 
 // nameRef is a [catalog.][schema.]name list as a FuncRef.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,13 +149,25 @@ rules AS (
      AND vn.nspname NOT IN ('pg_catalog', 'information_schema'))
 SELECT 'f', nsp, name, vol, kind, secdef, nargs, ndef FROM fn
 UNION ALL
-SELECT 'o', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, o.oprname::text, ''
+SELECT 'o', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, o.oprname::text, n.nspname::text
   FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace JOIN fn ON fn.oid = o.oprcode
  WHERE n.nspname <> 'pg_catalog'
 UNION ALL
 SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, ''
   FROM pg_catalog.pg_cast c JOIN fn ON fn.oid = c.castfunc JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
  WHERE fn.nsp <> 'pg_catalog'
+UNION ALL
+SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, ''
+  FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_type t ON t.oid = c.contypid
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = c.oid
+   AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+  JOIN fn ON fn.oid = d.refobjid
+ WHERE c.contypid <> 0 AND c.contype = 'c'
+UNION ALL
+SELECT 'i', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, '', ''
+  FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_opfamily f ON f.oid = ap.amprocfamily
+  JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace JOIN fn ON fn.oid = ap.amproc
+ WHERE n.nspname <> 'pg_catalog'
 UNION ALL
 SELECT 'v', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, rules.vnsp, rules.vname
   FROM rules JOIN fn ON fn.oid = rules.refobjid WHERE rules.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
@@ -201,7 +214,11 @@ func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
 				d.User = append(d.User, f)
 			}
 		case "o":
+			f.OpSchema = v[7]
 			d.Operators[v[6]] = append(d.Operators[v[6]], f)
+			d.Implicit = append(d.Implicit, f)
+		case "i":
+			d.Implicit = append(d.Implicit, f)
 		case "c":
 			d.Casts[v[6]] = append(d.Casts[v[6]], f)
 		case "v":
@@ -216,19 +233,23 @@ func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
 	return sqlguard.NewCatalog(d), nil
 }
 
-// callAccesses are the sql:call accesses of a's calls that are not known
-// to be read-only, and the catalog they were classified with (nil when a
-// calls nothing).
-func (s *session) callAccesses(ctx context.Context, a *sqlguard.Analysis) ([]gateway.Access, *sqlguard.Catalog) {
-	if len(a.Calls) == 0 && len(a.Operators) == 0 && len(a.Attributes) == 0 && len(a.Casts) == 0 && len(a.Tables) == 0 {
-		return nil, nil
-	}
+// callAccesses are the sql:call accesses of what a may call that is not
+// known to be read-only, the flags those calls add (a risky function the
+// text never names, such as set_config behind UPDATE pg_settings), and the
+// catalog they were classified with.
+func (s *session) callAccesses(ctx context.Context, a *sqlguard.Analysis) ([]gateway.Access, []string, *sqlguard.Catalog) {
 	cat := s.catalogFor(ctx)
 	var out []gateway.Access
+	var flags []string
 	for _, f := range cat.NotReadOnly(a) {
 		out = append(out, gateway.Access{Action: sqlguard.ClassCall.Action(), ResourceType: policy.Function, ResourceID: s.gs.Connection + "/" + f.String()})
+		for _, fl := range sqlguard.CallFlags(f.Name) {
+			if !a.HasFlag(fl) && !slices.Contains(flags, fl) {
+				flags = append(flags, fl)
+			}
+		}
 	}
-	return out, cat
+	return out, flags, cat
 }
 
 // simpleQuery runs q on an idle upstream connection of the engine's own and

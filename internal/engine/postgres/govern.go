@@ -36,7 +36,11 @@ type verdictKey struct {
 // connection), and sql:call for every function it may call that is not
 // known to be read-only.
 func (s *session) request(ctx context.Context, a *sqlguard.Analysis, extended bool) gateway.Request {
-	calls, cat := s.callAccesses(ctx, a)
+	calls, extra, cat := s.callAccesses(ctx, a)
+	flags := a.Flags
+	if len(extra) > 0 {
+		flags = slices.Concat(a.Flags, extra) // a.Flags is shared: never appended to
+	}
 	req := gateway.Request{
 		Context: map[string]any{
 			"class":     string(a.Class),
@@ -44,7 +48,7 @@ func (s *session) request(ctx context.Context, a *sqlguard.Analysis, extended bo
 			"columns":   a.Columns,
 			"functions": a.Functions,
 			"settings":  a.Settings,
-			"flags":     a.Flags,
+			"flags":     flags,
 			"database":  s.database,
 		},
 		CacheKey:   verdictKey{a, cat},
@@ -62,8 +66,8 @@ func (s *session) request(ctx context.Context, a *sqlguard.Analysis, extended bo
 	}
 	req.Accesses = append(req.Accesses, calls...)
 	req.Audit.Details = map[string]string{"statement": a.Normalized, "fingerprint": a.Fingerprint, "class": string(a.Class), "database": s.database}
-	if len(a.Flags) > 0 {
-		req.Audit.Details["flags"] = strings.Join(a.Flags, ",")
+	if len(flags) > 0 {
+		req.Audit.Details["flags"] = strings.Join(flags, ",")
 	}
 	if extended {
 		req.Audit.Details["protocol"] = "extended"
