@@ -139,6 +139,7 @@ const (
 	FlagEndsTransaction = "ends_transaction" // COMMIT, ROLLBACK, PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED: what follows runs in a new transaction
 	FlagTwoPhase        = "two_phase"        // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED: acts on transactions other sessions may wait on
 	FlagCatalogWrite    = "catalog_write"    // writes a system catalog or view (pg_catalog.*, information_schema.*): a change to the schema or the server's settings
+	FlagRowLock         = "row_lock"         // SELECT … FOR UPDATE/SHARE: takes row locks that block writers (also the action sql:lock)
 )
 
 // Access is one (action, table) pair the policy engine must allow. Table is

@@ -18,6 +18,12 @@ type Func struct {
 	// OpSchema, for a function behind an operator, is the operator's
 	// schema (OPERATOR(ops.###) may name a function in public).
 	OpSchema string
+	// OID identifies the function; Lang is its language, and Source, for
+	// SQL and PL/pgSQL functions, its definition (pg_get_functiondef),
+	// which the catalog reads to see what a stable function really calls.
+	OID    uint32
+	Lang   string
+	Source string
 }
 
 // takesOne reports whether f can be called with one argument, as attribute
@@ -47,6 +53,9 @@ type CatalogData struct {
 	// DeclaredReadOnly: "schema.name" of functions an administrator
 	// declares read-only.
 	DeclaredReadOnly []string
+	// Bodies keeps parsed function bodies from one load to the next; nil
+	// parses every body afresh.
+	Bodies *BodyCache
 }
 
 // Catalog is what one upstream database's catalog says about the functions
@@ -69,6 +78,9 @@ type Catalog struct {
 	// declared: "schema.name" of functions an administrator declares
 	// read-only (config), whatever the catalog says.
 	declared map[string]bool
+	// bodyRO: for each function whose body was read, whether every part
+	// of it is a read (computed once, when the catalog is built).
+	bodyRO map[uint32]bool
 }
 
 // NewCatalog builds a catalog from what the server's catalog holds.
@@ -85,6 +97,7 @@ func NewCatalog(d CatalogData) *Catalog {
 	for _, n := range d.DeclaredReadOnly {
 		c.declared[n] = true
 	}
+	c.readBodies(d)
 	for _, f := range d.Implicit {
 		if !c.readOnlyUser(f) {
 			c.implicit = append(c.implicit, f)
@@ -178,7 +191,60 @@ func (c *Catalog) readOnlyUser(f Func) bool {
 	if isRisky(f.Name) || f.SecurityDefiner || f.Kind == 'p' {
 		return false
 	}
+	if ro, ok := c.bodyRO[f.OID]; ok && f.OID != 0 && !ro {
+		return false
+	}
 	return f.Volatile == 'i' || f.Volatile == 's'
+}
+
+// readBodies decides, for every SQL and PL/pgSQL function outside
+// pg_catalog, whether its body is a read: every statement and expression
+// in it reads and calls only what is read-only, and nothing in it runs
+// dynamic SQL. Bodies call each other, so this is a fixed point: every
+// body starts read-only and loses it when something it may call has lost
+// it, until nothing changes (recursive functions stay read-only unless
+// something else makes them not).
+func (c *Catalog) readBodies(d CatalogData) {
+	bc := d.Bodies
+	if bc == nil {
+		bc = NewBodyCache()
+	}
+	defer bc.rotate()
+	bodies := map[uint32]*Body{}
+	for _, fs := range c.user {
+		for _, f := range fs {
+			if f.OID != 0 && f.Source != "" && (f.Lang == "sql" || f.Lang == "plpgsql") {
+				bodies[f.OID] = bc.parse(f.Lang, f.Source)
+			}
+		}
+	}
+	c.bodyRO = make(map[uint32]bool, len(bodies))
+	for oid, b := range bodies {
+		c.bodyRO[oid] = !b.Dynamic
+	}
+	for changed := true; changed; {
+		changed = false
+		for oid, b := range bodies {
+			if c.bodyRO[oid] && !c.bodyReads(b) {
+				c.bodyRO[oid] = false
+				changed = true
+			}
+		}
+	}
+}
+
+// bodyReads reports whether every query of b is a read calling only what
+// is read-only by the catalog as it stands.
+func (c *Catalog) bodyReads(b *Body) bool {
+	for _, q := range b.Queries {
+		if q.Class != ClassSelect || q.HasFlag(FlagRiskyFunction) || q.HasFlag(FlagSetConfig) || q.HasFlag(FlagCatalogWrite) {
+			return false
+		}
+		if len(c.NotReadOnly(q)) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // NotReadOnly returns the functions a's calls and operators may resolve to

@@ -592,6 +592,12 @@ func (w *walker) withClause(wc *pg.WithClause) {
 
 func (w *walker) selectStmt(s *pg.SelectStmt) {
 	w.raise(ClassSelect)
+	if len(s.LockingClause) > 0 {
+		// Row locks block every writer of those rows: a lock, not a
+		// plain read.
+		w.flag(FlagRowLock)
+		w.acc.add(Access{Action: ClassLock.Action()})
+	}
 	sc := w.push()
 	defer w.pop()
 	w.withClause(s.WithClause)

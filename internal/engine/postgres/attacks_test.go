@@ -63,7 +63,10 @@ func (h *harness) upstreamState(t *testing.T) string {
 const untouched = "rows=10 evil_roles=0 scratch=1 seq=1/false"
 
 func TestAttackReadScopeCannotWrite(t *testing.T) {
-	h := newHarness(t, harnessOpts{superuser: true})
+	// An administrator declared sneaky and rw_on read-only, wrongly: they
+	// stand for code the analysis cannot see into (a C function, say),
+	// which only the second wall stops.
+	h := newHarness(t, harnessOpts{superuser: true, connExtra: "    read_only_functions: [public.sneaky, public.rw_on]\n"})
 	attackSetup(h)
 	c := connect(t, h.dsn(h.token("reader", "read")))
 	ctx := context.Background()
@@ -105,8 +108,8 @@ func TestAttackReadScopeCannotWrite(t *testing.T) {
 			}
 		}
 	}
-	// The second wall: a stable function that reaches a writer passes the
-	// analysis as a read, and the server refuses the write.
+	// The second wall: a function taken for a read that reaches a writer
+	// passes the analysis, and the server refuses the write.
 	for _, q := range []string{"SELECT sneaky()", "SELECT * FROM (SELECT sneaky()) s"} {
 		_, err := c.Exec(ctx, q)
 		if pe := pgErr(err); pe == nil || pe.Code != "25006" {
@@ -484,5 +487,34 @@ func TestAttackHiddenCalls(t *testing.T) {
 	}
 	if got := h.upstreamState(t); got != untouched {
 		t.Fatalf("upstream changed: %s, want %s", got, untouched)
+	}
+}
+
+// TestAttackStableBodiesRead: a stable SQL or PL/pgSQL function is a read
+// only if its body is: one that calls a writer, set_config or dynamic SQL
+// is sql:call.
+func TestAttackStableBodiesRead(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	h.exec(
+		`CREATE FUNCTION dyn() RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DELETE FROM t'; RETURN 1; END $$`,
+		`CREATE FUNCTION chain() RETURNS int STABLE LANGUAGE sql AS $$ SELECT sneaky() $$`,
+		`CREATE FUNCTION atomic_rw() RETURNS text STABLE LANGUAGE sql BEGIN ATOMIC SELECT set_config('default_transaction_read_only', 'off', false); END`,
+		`CREATE FUNCTION calm_pl(x int) RETURNS int STABLE LANGUAGE plpgsql AS $$ DECLARE y int; BEGIN SELECT count(*) INTO y FROM t WHERE id > x; y := y + harmless(1); RETURN y; END $$`,
+		`CREATE FUNCTION calm_rec(n int) RETURNS int IMMUTABLE LANGUAGE sql AS $$ SELECT CASE WHEN n <= 0 THEN 0 ELSE calm_rec(n - 1) + 1 END $$`,
+	)
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	ctx := context.Background()
+	for _, q := range []string{"SELECT sneaky()", "SELECT rw_on()", "SELECT dyn()", "SELECT chain()", "SELECT atomic_rw()"} {
+		if _, err := c.Exec(ctx, q); errCode(err) != "42501" || !strings.Contains(err.Error(), "sql:call") {
+			t.Errorf("%s: %v, want 42501 sql:call", q, err)
+		}
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT calm_pl(0) + calm_rec(3)").Scan(&n); err != nil || n != 15 {
+		t.Fatalf("read-only bodies: %d %v", n, err)
+	}
+	if got := h.upstreamState(t); got != untouched {
+		t.Fatalf("upstream changed: %s", got)
 	}
 }

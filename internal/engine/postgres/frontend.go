@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -516,6 +517,12 @@ func (s *session) decideBind(ctx context.Context, b *bindMsg, o outcome) (*porta
 		return nil, "", s.undefinedStatement(b.stmt), nil
 	}
 	pi := &portalInfo{params: s.bindParams(*b)}
+	if b.portal != "" && slices.ContainsFunc(o.defs, func(d *stmtDef) bool { return d != nil && d.a.HasFlag(sqlguard.FlagExecutePrepared) }) {
+		// SQL FETCH and MOVE reach named portals: a portal that runs an
+		// EXECUTE would run whatever the name means when fetched, which
+		// only a protocol Execute is checked against.
+		return nil, "", s.deny(codeInsufficientPrivilege, "gatehouse: a statement with EXECUTE may be bound only to the unnamed portal"), nil
+	}
 	upstream := b.stmt
 	for _, def := range o.defs {
 		if def == nil {

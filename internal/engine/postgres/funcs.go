@@ -48,6 +48,8 @@ type catalogEntry struct {
 	mu    sync.Mutex // held while loading
 	// failed is the last failed load, so a down upstream is not hammered.
 	failed time.Time
+	// bodies are the function bodies parsed at the last load.
+	bodies *sqlguard.BodyCache
 }
 
 type loadedCatalog struct {
@@ -96,7 +98,10 @@ func (s *session) catalogFor(ctx context.Context) *sqlguard.Catalog {
 		return emptyCatalog
 	}
 	ent.stale.Store(false) // before the load: a change during it marks it stale again
-	cat, err := s.loadCatalog(ctx)
+	if ent.bodies == nil {
+		ent.bodies = sqlguard.NewBodyCache()
+	}
+	cat, err := s.loadCatalog(ctx, ent.bodies)
 	if err != nil {
 		ent.failed = now
 		ent.cur.Store(nil)
@@ -126,7 +131,9 @@ func (s *session) invalidateCatalog() {
 // each view calls and the views each view reads. Its text carries no
 // client input.
 const catalogQuery = `WITH fn AS (
-  SELECT p.oid, n.nspname::text AS nsp, p.proname::text AS name, p.prokind::text AS kind,
+  SELECT p.oid, n.nspname::text AS nsp, p.proname::text AS name, p.prokind::text AS kind, l.lanname::text AS lang,
+         CASE WHEN l.lanname IN ('sql', 'plpgsql') AND p.prokind = 'f' AND n.nspname <> 'pg_catalog'
+              THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END AS src,
          p.pronargs::text AS nargs, p.pronargdefaults::text AS ndef,
          CASE WHEN p.prokind <> 'a' THEN p.provolatile::text
               ELSE COALESCE((SELECT CASE WHEN bool_or(f.provolatile = 'v') THEN 'v' WHEN bool_or(f.provolatile = 's') THEN 's' ELSE 'i' END
@@ -138,7 +145,8 @@ const catalogQuery = `WITH fn AS (
                      ON f.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
                                   a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
                   WHERE a.aggfnoid = p.oid AND f.prosecdef))::text AS secdef
-    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace),
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    JOIN pg_catalog.pg_language l ON l.oid = p.prolang),
 rules AS (
   SELECT d.refobjid, d.refclassid, vn.nspname::text AS vnsp, v.relname::text AS vname
     FROM pg_catalog.pg_depend d
@@ -147,37 +155,37 @@ rules AS (
     JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND v.relkind = 'v'
      AND vn.nspname NOT IN ('pg_catalog', 'information_schema'))
-SELECT 'f', nsp, name, vol, kind, secdef, nargs, ndef FROM fn
+SELECT 'f', nsp, name, vol, kind, secdef, nargs, ndef, oid::text, lang, src FROM fn
 UNION ALL
-SELECT 'o', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, o.oprname::text, n.nspname::text
+SELECT 'o', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, o.oprname::text, n.nspname::text, fn.oid::text, '', ''
   FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace JOIN fn ON fn.oid = o.oprcode
  WHERE n.nspname <> 'pg_catalog'
 UNION ALL
-SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, ''
+SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, '', fn.oid::text, '', ''
   FROM pg_catalog.pg_cast c JOIN fn ON fn.oid = c.castfunc JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
  WHERE fn.nsp <> 'pg_catalog'
 UNION ALL
-SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, ''
+SELECT 'c', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, t.typname::text, '', fn.oid::text, '', ''
   FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_type t ON t.oid = c.contypid
   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = c.oid
    AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
   JOIN fn ON fn.oid = d.refobjid
  WHERE c.contypid <> 0 AND c.contype = 'c'
 UNION ALL
-SELECT 'i', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, '', ''
+SELECT 'i', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, '', '', fn.oid::text, '', ''
   FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_opfamily f ON f.oid = ap.amprocfamily
   JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace JOIN fn ON fn.oid = ap.amproc
  WHERE n.nspname <> 'pg_catalog'
 UNION ALL
-SELECT 'v', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, rules.vnsp, rules.vname
+SELECT 'v', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, rules.vnsp, rules.vname, fn.oid::text, '', ''
   FROM rules JOIN fn ON fn.oid = rules.refobjid WHERE rules.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
 UNION ALL
-SELECT 'w', rules.vnsp, rules.vname, '', '', '', rn.nspname::text, rv.relname::text
+SELECT 'w', rules.vnsp, rules.vname, '', '', '', rn.nspname::text, rv.relname::text, '', '', ''
   FROM rules JOIN pg_catalog.pg_class rv ON rv.oid = rules.refobjid
   JOIN pg_catalog.pg_namespace rn ON rn.oid = rv.relnamespace
  WHERE rules.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND rv.relkind = 'v'`
 
-func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
+func (s *session) loadCatalog(ctx context.Context, bodies *sqlguard.BodyCache) (*sqlguard.Catalog, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	up, err := s.e.opts.Dialer.DialPostgres(ctx, s.gs.Connection, agentParams(s.database))
@@ -189,9 +197,10 @@ func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
 		up.Conn.SetDeadline(d)
 	}
 	d := sqlguard.CatalogData{Operators: map[string][]sqlguard.Func{}, Casts: map[string][]sqlguard.Func{},
-		Views: map[string][]sqlguard.Func{}, ViewViews: map[string][]string{}, DeclaredReadOnly: s.target.ReadOnlyFunctions}
+		Views: map[string][]sqlguard.Func{}, ViewViews: map[string][]string{}, DeclaredReadOnly: s.target.ReadOnlyFunctions,
+		Bodies: bodies}
 	rows := 0
-	err = simpleQuery(up.Conn, catalogQuery, 8, func(v []string) error {
+	err = simpleQuery(up.Conn, catalogQuery, 11, func(v []string) error {
 		if rows++; rows > maxCatalogRows {
 			return fmt.Errorf("more than %d catalog rows", maxCatalogRows)
 		}
@@ -204,6 +213,10 @@ func (s *session) loadCatalog(ctx context.Context) (*sqlguard.Catalog, error) {
 			return errors.New("catalog row: bad volatility or kind")
 		}
 		f := sqlguard.Func{Schema: v[1], Name: v[2], Volatile: v[3][0], Kind: v[4][0], SecurityDefiner: v[5] == "true"}
+		if oid, err := strconv.ParseUint(v[8], 10, 32); err == nil {
+			f.OID = uint32(oid)
+		}
+		f.Lang, f.Source = v[9], v[10]
 		switch v[0] {
 		case "f":
 			f.Args, _ = strconv.Atoi(v[6])
