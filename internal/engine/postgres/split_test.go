@@ -113,6 +113,9 @@ func TestLexicalWaitWakes(t *testing.T) {
 @id("dba-all") permit (principal in Group::"dba", action, resource);`})
 	h.exec(`CREATE FUNCTION scs_off() RETURNS text LANGUAGE sql AS $$ SELECT set_config('standard_conforming_strings', 'off', false) $$`)
 	r := h.raw(t, h.userToken("dba@example.com", "dba"))
+	// The wake-up is lost when the ReadyForQuery comes between the
+	// gateway's look at the settings and its wait: a race, which each
+	// waiting text runs once; ten rounds of twenty make it near certain.
 	const n = 10
 	texts := []string{"SELECT scs_off()"}
 	for range n {
@@ -122,20 +125,22 @@ func TestLexicalWaitWakes(t *testing.T) {
 	for range n {
 		texts = append(texts, "SELECT 'é'")
 	}
-	out := pipeline(t, r, texts)
-	for i, o := range out {
-		switch {
-		case i == 0 || i == n+1:
-			if !o.Ran(1) {
-				t.Errorf("%s: %s", texts[i], o.String())
-			}
-		case i <= n:
-			if o.Code != "0A000" || !strings.HasPrefix(o.Message, refusedOff) {
-				t.Errorf("answer %d, with standard_conforming_strings off: %s", i, o.String())
-			}
-		default:
-			if !o.Ran(1) {
-				t.Errorf("answer %d, after RESET: %s", i, o.String())
+	for round := range 10 {
+		out := pipeline(t, r, texts)
+		for i, o := range out {
+			switch {
+			case i == 0 || i == n+1:
+				if !o.Ran(1) {
+					t.Fatalf("round %d: %s: %s", round, texts[i], o.String())
+				}
+			case i <= n:
+				if o.Code != "0A000" || !strings.HasPrefix(o.Message, refusedOff) {
+					t.Fatalf("round %d, answer %d, with standard_conforming_strings off: %s", round, i, o.String())
+				}
+			default:
+				if !o.Ran(1) {
+					t.Fatalf("round %d, answer %d, after RESET: %s", round, i, o.String())
+				}
 			}
 		}
 	}
