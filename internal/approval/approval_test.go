@@ -416,11 +416,11 @@ func TestWhoDecidesAndSees(t *testing.T) {
 func TestAuditHasNoLiterals(t *testing.T) {
 	dir := t.TempDir()
 	st := testenv.OpenStore(t, "sqlite", dir)
-	signer, _, err := audit.LoadOrCreateKeys(dir + "/keys")
+	signer, verifier, err := audit.LoadOrCreateKeys(dir + "/keys")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer})
+	log, err := audit.Open(context.Background(), audit.Options{Store: st, Signer: signer, Verifier: verifier})
 	if err != nil {
 		t.Fatal(err)
 	}

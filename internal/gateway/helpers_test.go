@@ -31,11 +31,11 @@ func newPipeline(tb testing.TB, idCfg identity.Config) *testPipeline {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys"))
+	signer, verifier, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	log, err := audit.Open(ctx, audit.Options{Store: st, Signer: signer, QueueSize: 1 << 20})
+	log, err := audit.Open(ctx, audit.Options{Store: st, Signer: signer, Verifier: verifier, QueueSize: 1 << 20})
 	if err != nil {
 		tb.Fatal(err)
 	}

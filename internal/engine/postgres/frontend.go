@@ -194,8 +194,10 @@ func (s *session) precheck(ctx context.Context, sql string) *denial {
 }
 
 func (s *session) onQuery(ctx context.Context, body []byte) error {
-	sql, _, ok := cstring(body)
-	if !ok {
+	sql, rest, ok := cstring(body)
+	if !ok || len(rest) != 0 {
+		// A NUL inside the text would end what the analysis reads
+		// before what the server might.
 		return protocolError("malformed Query message")
 	}
 	// A simple query replaces the unnamed portal and destroys the unnamed
@@ -356,6 +358,12 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Parse message")
 	}
+	// The analysis reads the text up to its NUL; anything after the
+	// parameter types would be read by nobody, so it is refused.
+	paramTypes, err := parseParamTypes(types)
+	if err != nil {
+		return protocolError("malformed Parse message: %v", err)
+	}
 	name = pgName(name)
 	x := &expect{kind: 'P', name: name}
 	if strings.HasPrefix(name, privatePrefix) {
@@ -391,7 +399,7 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	if x.deny == nil {
 		x.def = &stmtDef{text: sql, a: a, upstream: name}
 		// A malformed list leaves none: the upstream refuses the Parse.
-		x.def.types, _ = parseParamTypes(types)
+		x.def.types = paramTypes
 		if dec.hold != nil {
 			// Held: prepared under a name only the gateway knows, so
 			// nothing but an approved Bind can run it.
@@ -444,12 +452,14 @@ func (s *session) checkParseName(ctx context.Context, name string, held bool) (*
 // name to use depends on which outcome holds.
 func (s *session) resolveSettled(ctx context.Context, name string, mustSettle bool) (outcome, error) {
 	deadline := time.Now().Add(lexicalWait)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
-		o := s.resolve(name)
+		o := s.resolveLocked(name, nil)
 		if !o.ambiguous() || !mustSettle && !o.anyHeld() {
 			return o, nil
 		}
-		if err := s.waitChange(ctx, deadline); err != nil {
+		if err := s.waitLocked(ctx, deadline); err != nil {
 			return o, fmt.Errorf("waiting for prepared statement %q: %w", name, err)
 		}
 	}

@@ -75,10 +75,10 @@ func (s *session) lexicalGate(ctx context.Context, text string) *denial {
 		return nil
 	}
 	deadline := time.Now().Add(lexicalWait)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
-		s.mu.Lock()
 		settled, settles, scsOff := s.settledLocked(), s.settlesLocked(), s.lex.scsOff
-		s.mu.Unlock()
 		switch {
 		case settled && scsOff:
 			return s.deny(codeFeatureNotSupported, "gatehouse: standard_conforming_strings is off in this session, and the gateway reads SQL text only as the server does with it on: statements with a backslash or non-ASCII text are refused; RESET standard_conforming_strings, or use E'' strings and bind parameters")
@@ -87,7 +87,7 @@ func (s *session) lexicalGate(ctx context.Context, text string) *denial {
 		case !settles:
 			return s.deny(codeFeatureNotSupported, errNotSettled.Error())
 		}
-		if err := s.waitChange(ctx, deadline); err != nil {
+		if err := s.waitLocked(ctx, deadline); err != nil {
 			return s.deny(codeFeatureNotSupported, errNotSettled.Error())
 		}
 	}
@@ -96,36 +96,35 @@ func (s *session) lexicalGate(ctx context.Context, text string) *denial {
 // lexicalWait bounds how long a statement waits for earlier ones to settle.
 const lexicalWait = 30 * time.Second
 
-// waitChange flushes what the frontend has written upstream (the answers
-// it waits for need it) and waits until the backend goroutine pops an
-// expectation, the session ends, ctx ends or the deadline passes.
-func (s *session) waitChange(ctx context.Context, deadline time.Time) error {
-	if err := s.uw.Flush(); err != nil {
-		return err
-	}
-	s.mu.Lock()
+// waitLocked is called with s.mu held, by the frontend goroutine, after
+// it checked the state it waits on: it registers as a waiter before
+// letting go of the lock (so a change made between the check and the wait
+// is not missed), flushes what the frontend has written upstream (the
+// answers it waits for need it), and waits until the backend goroutine
+// pops an expectation, the session ends, ctx ends or the deadline passes.
+// It returns with s.mu held again.
+func (s *session) waitLocked(ctx context.Context, deadline time.Time) error {
 	if s.ended {
-		s.mu.Unlock()
 		return errSessionEnded
 	}
 	ch := s.changed
 	s.waiters++
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.waiters--
-		s.mu.Unlock()
-	}()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return context.DeadlineExceeded
+	err := s.uw.Flush() // uw is the frontend's own; never under s.mu
+	if err == nil {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-t.C:
+			err = context.DeadlineExceeded
+		}
+		t.Stop()
 	}
+	s.mu.Lock()
+	s.waiters--
+	return err
 }
 
 var errSessionEnded = errors.New("session ended")

@@ -67,17 +67,14 @@ func (s *session) adjustWall(writes bool) error {
 // before anything else is forwarded.
 func (s *session) settleWall(ctx context.Context) error {
 	deadline := time.Now().Add(lexicalWait)
-	for {
-		s.mu.Lock()
-		settled := s.settledLocked()
-		s.mu.Unlock()
-		if settled {
-			return nil
-		}
-		if err := s.waitChange(ctx, deadline); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.settledLocked() {
+		if err := s.waitLocked(ctx, deadline); err != nil {
 			return &fatal{code: codeInsufficientPrivilege, msg: "gatehouse: a read-only session's earlier statements did not finish; the session has ended"}
 		}
 	}
+	return nil
 }
 
 // injectWall sends SET default_transaction_read_only upstream as a simple
