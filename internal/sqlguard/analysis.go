@@ -140,6 +140,7 @@ const (
 	FlagTwoPhase        = "two_phase"        // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED: acts on transactions other sessions may wait on
 	FlagCatalogWrite    = "catalog_write"    // writes a system catalog or view (pg_catalog.*, information_schema.*): a change to the schema or the server's settings
 	FlagRowLock         = "row_lock"         // SELECT … FOR UPDATE/SHARE: takes row locks that block writers (also the action sql:lock)
+	FlagCopyFromStdin   = "copy_from_stdin"  // COPY … FROM STDIN: the server reads CopyData until CopyDone, ignoring Sync and Flush
 )
 
 // Access is one (action, table) pair the policy engine must allow. Table is
@@ -258,6 +259,9 @@ func Analyze(sql string) *Analysis {
 func analyze(sql string, key []byte, keyOK bool) *Analysis {
 	if tooDeep(sql) {
 		return unparsed(ErrTooComplex)
+	}
+	if longName(sql) {
+		return unparsed(ErrLongName)
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {

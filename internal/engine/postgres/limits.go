@@ -62,6 +62,9 @@ func (s *session) analyze(ctx context.Context, sql string) (*sqlguard.Analysis, 
 	if errors.Is(a.Err, sqlguard.ErrTooComplex) {
 		return a, s.deny("54001", "gatehouse: "+sqlguard.ErrTooComplex.Error())
 	}
+	if errors.Is(a.Err, sqlguard.ErrLongName) {
+		return a, s.deny("42622", "gatehouse: "+sqlguard.ErrLongName.Error())
+	}
 	if len(a.Statements) > s.e.opts.MaxStatements {
 		return a, s.deny(codeProgramLimitExceeded, fmt.Sprintf("gatehouse: one query string may hold at most %d statements (postgres.max_statements)", s.e.opts.MaxStatements))
 	}

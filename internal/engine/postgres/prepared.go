@@ -41,6 +41,17 @@ type stmtEffect struct {
 // them the same way.
 const nameLen = 63
 
+// badName refuses a statement or portal name the server may key
+// differently than the model: one longer than it keeps with non-ASCII
+// bytes, which the server truncates after converting to the database's
+// encoding.
+func (s *session) badName(name string) *denial {
+	if len(name) > nameLen && !sqlguard.Robust(name) {
+		return s.deny("42622", "gatehouse: "+sqlguard.ErrLongName.Error())
+	}
+	return nil
+}
+
 // pgName is name as the server keys it.
 func pgName(name string) string {
 	if len(name) > nameLen {
