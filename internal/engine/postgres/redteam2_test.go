@@ -1,0 +1,405 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Red-team review, second round (issue 10): a hostile agent against a
+// superuser upstream account, after the first round's fixes.
+//
+// Every test whose name ends in Bypass FAILS on the code it was written
+// against: it demonstrates a bypass, and its assertions state what the
+// gateway should have done. Each checks what the upstream did (a direct
+// connection), not only what the client was told.
+
+// TestRedTeam2BuiltinAttributeNotationBypass (critical: server files,
+// other sessions, hidden statements). PostgreSQL reads (x).f as f(x) for
+// any one-argument function f, built-ins included, and for any type of x,
+// not only composites. The analysis records the field name as a possible
+// call (Attributes) but the catalog resolves it only against user
+// functions, never pg_catalog's; and since no FuncCall is in the tree,
+// nothing sets risky_function either. A read-scoped agent reads
+// /etc/passwd with pg_read_file, kills another session with
+// pg_terminate_backend, takes session advisory locks, and runs a query
+// the gateway never sees (ts_stat runs the text it is given) against a
+// table policy forbids. A read-only transaction stops none of them.
+func TestRedTeam2BuiltinAttributeNotationBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, extraPolicy: hiddenTablePolicy})
+	attackSetup(h)
+	h.exec(`CREATE SCHEMA hidden`, `CREATE TABLE hidden.secret (id int, v text)`, `INSERT INTO hidden.secret VALUES (1, 'payroll-ledger-figures')`)
+	ctx := context.Background()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	// Control: written as calls, each is refused.
+	for _, q := range []string{
+		"SELECT pg_read_file('/etc/passwd')",
+		"SELECT pg_terminate_backend(1)",
+		"SELECT pg_advisory_lock(424242)",
+		"SELECT ts_stat('SELECT to_tsvector(v) FROM hidden.secret')",
+	} {
+		if _, err := c.Exec(ctx, q); errCode(err) != "42501" {
+			t.Fatalf("control %s: %v, want 42501", q, err)
+		}
+	}
+
+	t.Run("pg_read_file", func(t *testing.T) {
+		var got string
+		err := c.QueryRow(ctx, "SELECT ('/etc/passwd'::text).pg_read_file").Scan(&got)
+		if strings.Contains(got, "root:") {
+			t.Errorf("read scope read the server's /etc/passwd through (text).pg_read_file: %q", got[:min(len(got), 60)])
+		} else if errCode(err) != "42501" {
+			t.Errorf("(text).pg_read_file: %v, want 42501", err)
+		}
+	})
+
+	t.Run("pg_terminate_backend", func(t *testing.T) {
+		victim, err := sql.Open("pgx", h.upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer victim.Close()
+		victim.SetMaxOpenConns(1)
+		var pid int
+		if err := victim.QueryRow("SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(ctx, "SELECT ("+strconv.Itoa(pid)+").pg_terminate_backend", pgx.QueryExecModeSimpleProtocol)
+		var alive int
+		aliveErr := h.directQueryRow("SELECT count(*) FROM pg_stat_activity WHERE pid = "+strconv.Itoa(pid), &alive)
+		if aliveErr == nil && alive == 0 {
+			t.Errorf("read scope terminated another session (pid %d) through (int).pg_terminate_backend (err %v)", pid, err)
+		} else if errCode(err) != "42501" {
+			t.Errorf("(int).pg_terminate_backend: %v, want 42501", err)
+		}
+	})
+
+	t.Run("pg_advisory_lock", func(t *testing.T) {
+		r := connect(t, h.dsn(h.token("reader", "read")))
+		_, err := r.Exec(ctx, "SELECT (424242::bigint).pg_advisory_lock")
+		if h.advisoryHeld(t, 424242) {
+			t.Errorf("read scope took a session advisory lock through (bigint).pg_advisory_lock (err %v)", err)
+		} else if errCode(err) != "42501" {
+			t.Errorf("(bigint).pg_advisory_lock: %v, want 42501", err)
+		}
+	})
+
+	t.Run("ts_stat runs a query the gateway never saw", func(t *testing.T) {
+		var got string
+		err := c.QueryRow(ctx, "SELECT string_agg(w.word, ' ') FROM (SELECT (x).* FROM (SELECT (('SELECT to_tsvector(''simple'', v) FROM hidden.secret')::text).ts_stat AS x) s) w").Scan(&got)
+		if strings.Contains(got, "payroll") {
+			t.Errorf("read scope read hidden.secret, which policy forbids, through a query inside (text).ts_stat: %q", got)
+		} else if errCode(err) != "42501" {
+			t.Errorf("(text).ts_stat: %v, want 42501", err)
+		}
+	})
+}
+
+// TestRedTeam2AggregateSupportBodyBypass (high: read scope runs code that
+// is not a read). A user aggregate's volatility is taken as the worst of
+// its support functions' pg_proc.provolatile, but their bodies are never
+// read: the body analysis applies to functions called by name only. A
+// STABLE PL/pgSQL transition function that takes an advisory lock (or
+// calls set_config, pg_terminate_backend, a writer) is refused when
+// called directly and runs when the aggregate calls it.
+func TestRedTeam2AggregateSupportBodyBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	h.exec(
+		`CREATE FUNCTION st_sfunc(s int, v int) RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(2001); RETURN coalesce(s, 0) + v; END $$`,
+		`CREATE AGGREGATE st_sum(int) (sfunc = st_sfunc, stype = int)`,
+	)
+	ctx := context.Background()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	if _, err := c.Exec(ctx, "SELECT st_sfunc(1, 2)"); errCode(err) != "42501" {
+		t.Fatalf("control: the stable transition function called directly: %v, want 42501 (its body is not a read)", err)
+	}
+	r := connect(t, h.dsn(h.token("reader", "read")))
+	_, err := r.Exec(ctx, "SELECT st_sum(id) FROM t")
+	if h.advisoryHeld(t, 2001) {
+		t.Errorf("read scope ran the transition function's advisory lock through the aggregate st_sum (err %v)", err)
+	} else if errCode(err) != "42501" {
+		t.Errorf("SELECT st_sum(id): %v, want 42501", err)
+	}
+}
+
+// TestRedTeam2DomainCheckWithoutCastBypass (high: read scope runs code
+// that is not a read). A domain's CHECK runs whenever a value becomes of
+// that domain. The catalog counts it only for an explicit cast to the
+// domain by name; but it also runs for a domain over that domain, for a
+// composite type with a field of the domain, for the argument and the
+// result of a function declared with the domain, and for a PL/pgSQL
+// variable of the domain. Each function here is STABLE with a body that
+// reads, so it is taken for a read; lock_ok takes an advisory lock.
+func TestRedTeam2DomainCheckWithoutCastBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	h.exec(
+		`CREATE FUNCTION lock_ok(v int) RETURNS bool VOLATILE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(1006); RETURN true; END $$`,
+		`CREATE DOMAIN checked AS int CHECK (lock_ok(VALUE))`,
+		`CREATE DOMAIN checked2 AS checked`,
+		`CREATE TYPE wrap AS (v checked)`,
+		`CREATE FUNCTION takes_checked(x checked) RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$`,
+		`CREATE FUNCTION returns_checked() RETURNS checked STABLE LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$`,
+		`CREATE FUNCTION checked_var() RETURNS int STABLE LANGUAGE plpgsql AS $$ DECLARE x checked := 1; BEGIN RETURN x; END $$`,
+	)
+	ctx := context.Background()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	if _, err := c.Exec(ctx, "SELECT 1::checked"); errCode(err) != "42501" {
+		t.Fatalf("control: SELECT 1::checked: %v, want 42501", err)
+	}
+	c.Close(ctx)
+	for _, q := range []string{
+		"SELECT 1::checked2",
+		"SELECT ROW(1)::wrap",
+		"SELECT takes_checked(1)",
+		"SELECT returns_checked()",
+		"SELECT checked_var()",
+	} {
+		r := connect(t, h.dsn(h.token("reader", "read")))
+		_, err := r.Exec(ctx, q)
+		held := h.advisoryHeld(t, 1006)
+		r.Close(ctx)
+		if held {
+			t.Errorf("read scope %q ran the domain's CHECK function (an advisory lock) (err %v)", q, err)
+		} else if errCode(err) != "42501" {
+			t.Errorf("read scope %q: %v, want 42501", q, err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); h.advisoryHeld(t, 1006) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestRedTeam2WallSkippedByCloseFirstBypass (critical: read scope deletes
+// every row). A read-only session's batch waits, before its first Query,
+// Parse, Bind or Execute, until the server has answered everything sent
+// before it, so that a default_transaction_read_only turned off by a
+// function is reported (and the session ended) before a new transaction
+// starts. But the wait is skipped when the batch starts with a Close (or
+// a Describe): that message marks the batch begun, and the Parse, Bind
+// and Execute after it never wait. Pipelined behind the query that turns
+// the setting off, they run in a new transaction, read-write; the gateway
+// ends the session when the report arrives, after the server has
+// committed.
+//
+// The two functions are declared read-only by the administrator
+// (read_only_functions), which the docs say the wall still holds against:
+// "ends the session if the server reports the setting off without the
+// gateway asking (a function called set_config)". Any function the
+// catalog misjudges (TestRedTeam2AggregateSupportBodyBypass) does the same.
+func TestRedTeam2WallSkippedByCloseFirstBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, connExtra: "    read_only_functions: [public.rw_on, public.evil_delete]\n"})
+	attackSetup(h)
+
+	// Control: the Parse that starts the next batch waits, sees the
+	// report and the session ends before it is forwarded.
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Query{String: "SELECT rw_on()"},
+		&pgproto3.Parse{Query: "SELECT evil_delete()"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	res := r.untilClosed(t)
+	if got := h.upstreamState(t); got != untouched {
+		t.Fatalf("control: %s=> %s", res, got)
+	}
+
+	r = h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Query{String: "SELECT rw_on()"},
+		&pgproto3.Close{ObjectType: 'S', Name: "nothing"},
+		&pgproto3.Parse{Query: "SELECT evil_delete()"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	res = r.untilClosed(t)
+	if got := h.upstreamState(t); got != untouched {
+		t.Errorf("read scope, Close before the next batch's Parse:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+	}
+}
+
+// directQueryRow runs q on the upstream directly and scans one row.
+func (h *harness) directQueryRow(q string, dest ...any) error {
+	db, err := sql.Open("pgx", h.upstream)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.QueryRow(q).Scan(dest...)
+}
+
+// TestRedTeam2ReadScopeDeletesThroughAggregatesBypass (critical: read
+// scope deletes every row, with nothing declared read-only). The two
+// bypasses above chained: an aggregate whose STABLE transition function
+// turns default_transaction_read_only off (the catalog takes the
+// aggregate for a read), then, behind a Close so that nothing waits for
+// the server's report, an aggregate whose STABLE transition function
+// calls the writer evil_delete(), in a transaction that started
+// read-write.
+func TestRedTeam2ReadScopeDeletesThroughAggregatesBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	h.exec(
+		`CREATE FUNCTION rw_sfunc(s int, v int) RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); RETURN 0; END $$`,
+		`CREATE AGGREGATE rw_agg(int) (sfunc = rw_sfunc, stype = int)`,
+		`CREATE FUNCTION del_sfunc(s int, v int) RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN PERFORM evil_delete(); RETURN 0; END $$`,
+		`CREATE AGGREGATE del_agg(int) (sfunc = del_sfunc, stype = int)`,
+	)
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Query{String: "SELECT rw_agg(1)"},
+		&pgproto3.Close{ObjectType: 'S', Name: "nothing"},
+		&pgproto3.Parse{Query: "SELECT del_agg(1)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	res := r.untilClosed(t)
+	if got := h.upstreamState(t); got != untouched {
+		t.Errorf("read scope, two aggregates:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+	}
+}
+
+// TestRedTeam2CatalogStaleAfterTransactionalDDLBypass (medium: read scope
+// calls a function that is no longer a read, with nothing outside the
+// gateway). The function catalog is marked stale when a schema-changing
+// statement completes, and reread by the next decision, on a connection
+// of its own: inside the changer's open transaction that reread still
+// sees the old definition, and COMMIT (a transaction statement) marks
+// nothing stale. The COMMIT's own decision rereads the catalog, so the
+// old definition is cached as fresh for the next 5 seconds, while the new
+// one is live. Migrations run DDL in transactions, so this is the normal
+// case, not a race.
+func TestRedTeam2CatalogStaleAfterTransactionalDDLBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, extraPolicy: `
+@id("rt2-dba")
+permit (principal in Group::"dba", action in [Action::"connect", Action::"sql"], resource);`})
+	attackSetup(h)
+	ctx := context.Background()
+	reader := connect(t, h.dsn(h.token("reader", "read")))
+	var n int
+	if err := reader.QueryRow(ctx, "SELECT harmless(1)").Scan(&n); err != nil {
+		t.Fatalf("control: harmless() is immutable and reads: %v", err)
+	}
+	dba := connect(t, h.dsn(h.userToken("dana", "dba")))
+	for _, q := range []string{
+		"BEGIN",
+		"CREATE OR REPLACE FUNCTION harmless(x int) RETURNS int VOLATILE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(3001); RETURN x + 1; END $$",
+		"COMMIT",
+	} {
+		if _, err := dba.Exec(ctx, q); err != nil {
+			t.Fatalf("dba %s: %v", q, err)
+		}
+	}
+	_, err := reader.Exec(ctx, "SELECT harmless(1)")
+	if h.advisoryHeld(t, 3001) {
+		t.Errorf("read scope called harmless() right after a committed change made it volatile (err %v): the catalog kept the old definition", err)
+	} else if errCode(err) != "42501" {
+		t.Errorf("read scope SELECT harmless() after it became volatile: %v, want 42501", err)
+	}
+}
+
+// TestRedTeam2ColumnRulesEscapedBypass (high: values a column rule masks
+// reach the agent). Column rules apply to a result column only when the
+// server's RowDescription names its table and attribute, which it does
+// only for a bare column reference. Any expression over the column (||,
+// lower(), a scalar subquery), COPY … TO STDOUT (scanned by the content
+// detectors only), and an error message quoting the value all return it
+// unmasked. Here users.name is redacted by a rule and its values are
+// nothing the detectors know.
+func TestRedTeam2ColumnRulesEscapedBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{maskRules: `
+detectors:
+  default: redact
+columns:
+  - column: "*.users.name"
+    strategy: redact
+`})
+	seed(h)
+	ctx := context.Background()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	var name string
+	if err := c.QueryRow(ctx, "SELECT name FROM users WHERE id = 3").Scan(&name); err != nil || name == "user3" {
+		t.Fatalf("control: SELECT name = %q, %v; want it redacted", name, err)
+	}
+	for _, q := range []string{
+		"SELECT name || '' FROM users WHERE id = 3",
+		"SELECT lower(name) FROM users WHERE id = 3",
+		"SELECT (SELECT name FROM users WHERE id = 3)",
+		"SELECT max(name) FROM users WHERE id = 3",
+	} {
+		var got string
+		err := c.QueryRow(ctx, q).Scan(&got)
+		if got == "user3" {
+			t.Errorf("%s returned %q: the rule on users.name does not apply", q, got)
+		} else if err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	var buf strings.Builder
+	if _, err := c.PgConn().CopyTo(ctx, &buf, "COPY (SELECT name FROM users WHERE id = 3) TO STDOUT"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "user3") {
+		t.Errorf("COPY (SELECT name …) TO STDOUT returned %q unmasked", buf.String())
+	}
+	_, err := c.Exec(ctx, "SELECT name::int FROM users WHERE id = 3")
+	if pe := pgErr(err); pe != nil && strings.Contains(pe.Message, "user3") {
+		t.Errorf("the error of a cast quotes the value: %q", pe.Message)
+	}
+}
+
+// TestRedTeam2OtherSessionsQueryTextBypass (medium: other applications'
+// statements, literals included, in every database). The first round
+// forbade pg_stat_activity and made pg_stat_get_activity() risky; the
+// per-backend functions behind the same data are STABLE and unlisted:
+// pg_stat_get_backend_activity(pg_stat_get_backend_idset()) reads every
+// backend's current query text. Write scope may also call the volatile
+// functions behind the forbidden views (pg_show_all_file_settings() is
+// pg_file_settings, pg_hba_file_rules() is pg_hba_file_rules).
+func TestRedTeam2OtherSessionsQueryTextBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	u, _ := url.Parse(h.upstream)
+	u.Path = "/postgres"
+	other, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	secret := "salary-export-" + randHex(6)
+	done := make(chan error, 1)
+	go func() {
+		_, err := other.Exec("SELECT pg_sleep(4), '" + secret + "'")
+		done <- err
+	}()
+	defer func() { <-done }()
+	ctx := context.Background()
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	var seen string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.Contains(seen, secret); time.Sleep(100 * time.Millisecond) {
+		err := c.QueryRow(ctx, "SELECT coalesce(string_agg(pg_stat_get_backend_activity(b), ' | '), '') FROM pg_stat_get_backend_idset() b").Scan(&seen)
+		if err != nil {
+			if errCode(err) != "42501" {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if strings.Contains(seen, secret) {
+		t.Errorf("read scope read another database's query text through pg_stat_get_backend_activity: %q", seen)
+	}
+	w := connect(t, h.dsn(h.token("writer", "write")))
+	for _, q := range []string{
+		"SELECT count(*) FROM pg_file_settings",
+		"SELECT count(*) FROM pg_hba_file_rules",
+	} {
+		if _, err := w.Exec(ctx, q); errCode(err) != "42501" {
+			t.Fatalf("control: write scope %s: %v, want 42501", q, err)
+		}
+	}
+	for _, q := range []string{
+		"SELECT count(*) FROM pg_show_all_file_settings()",
+		"SELECT count(*) FROM pg_hba_file_rules()",
+	} {
+		var n int
+		if err := w.QueryRow(ctx, q).Scan(&n); err == nil {
+			t.Errorf("write scope %s read the forbidden view's rows (%d) through its function", q, n)
+		}
+	}
+}
