@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -209,13 +210,40 @@ func TestRedTeam2WallSkippedByCloseFirstBypass(t *testing.T) {
 		t.Fatalf("control: %s=> %s", res, got)
 	}
 
-	r = h.raw(t, h.token("reader", "read"))
-	r.send(&pgproto3.Query{String: "SELECT rw_on()"},
-		&pgproto3.Close{ObjectType: 'S', Name: "nothing"},
-		&pgproto3.Parse{Query: "SELECT evil_delete()"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	res = r.untilClosed(t)
-	if got := h.upstreamState(t); got != untouched {
-		t.Errorf("read scope, Close before the next batch's Parse:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+	for _, tc := range []struct {
+		name string
+		prep []pgproto3.FrontendMessage // sent first, in a batch of its own
+		msgs []pgproto3.FrontendMessage
+	}{
+		{"Close before the next batch's Parse", nil, []pgproto3.FrontendMessage{
+			&pgproto3.Query{String: "SELECT rw_on()"},
+			&pgproto3.Close{ObjectType: 'S', Name: "nothing"},
+			&pgproto3.Parse{Query: "SELECT evil_delete()"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		{"Describe before the next batch's Parse", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "d", Query: "SELECT 1"}, &pgproto3.Sync{}}, []pgproto3.FrontendMessage{
+			&pgproto3.Query{String: "SELECT rw_on()"},
+			&pgproto3.Describe{ObjectType: 'S', Name: "d"},
+			&pgproto3.Parse{Query: "SELECT evil_delete()"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		// Only an Execute after COMMIT is refused in the same batch; a
+		// simple Query there is forwarded, and starts a transaction.
+		{"Query after COMMIT in the same batch", nil, []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: "SELECT rw_on()"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Query{String: "SELECT evil_delete()"}, &pgproto3.Sync{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.raw(t, h.token("reader", "read"))
+			if tc.prep != nil {
+				r.send(tc.prep...)
+				r.untilReady(t, 1)
+			}
+			r.send(tc.msgs...)
+			res := r.untilClosed(t)
+			if got := h.upstreamState(t); got != untouched {
+				t.Errorf("read scope:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+				h.restoreT()
+			}
+		})
 	}
 }
 
@@ -401,5 +429,166 @@ func TestRedTeam2OtherSessionsQueryTextBypass(t *testing.T) {
 		if err := w.QueryRow(ctx, q).Scan(&n); err == nil {
 			t.Errorf("write scope %s read the forbidden view's rows (%d) through its function", q, n)
 		}
+	}
+}
+
+// TestRedTeam2CopyInSwallowsSyncBypass (high: masking off, and the
+// response queue out of step). During COPY FROM STDIN the server ignores
+// Flush and Sync (copyfromparse.c: libpq sends them without noticing the
+// command was COPY), so a COPY started by an Execute swallows the batch's
+// Sync, and the client must send another after CopyDone, as libpq does.
+// The gateway queued an expectation for both Syncs; the server answers
+// one. From then on every response is matched to the message before it:
+// the BindComplete of the next batch pops the stale Sync, a row arrives
+// with the previous portal's Execute at the head, and it is masked with
+// that portal's description (an int4 in binary, not scanned): a
+// write-scoped agent reads a card number in clear.
+func TestRedTeam2CopyInSwallowsSyncBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{maskRules: `
+detectors:
+  default: redact
+`})
+	seed(h)
+	const card = "4111 1111 1111 1111"
+	r := h.raw(t, h.token("writer", "write"))
+	r.send(&pgproto3.Parse{Name: "a", Query: "SELECT 1::int4"}, &pgproto3.Describe{ObjectType: 'S', Name: "a"},
+		&pgproto3.Parse{Name: "b", Query: "SELECT card FROM users WHERE id = 1"}, &pgproto3.Describe{ObjectType: 'S', Name: "b"},
+		&pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("prepare: %s", res)
+	}
+	exec := func() []string {
+		r.send(&pgproto3.Bind{DestinationPortal: "pa", PreparedStatement: "a", ResultFormatCodes: []int16{1}}, &pgproto3.Execute{Portal: "pa"},
+			&pgproto3.Bind{DestinationPortal: "pb", PreparedStatement: "b", ResultFormatCodes: []int16{1}}, &pgproto3.Execute{Portal: "pb"},
+			&pgproto3.Sync{})
+		return r.rows(t)
+	}
+	if got := exec(); strings.Contains(strings.Join(got, " "), card) {
+		t.Fatalf("control: %q, want the card masked", got)
+	}
+	// COPY FROM STDIN through the extended protocol, as libpq runs it.
+	r.send(&pgproto3.Parse{Query: "COPY audit_me FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	r.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatalf("waiting for CopyInResponse: %v", err)
+		}
+		if _, ok := m.(*pgproto3.CopyInResponse); ok {
+			break
+		}
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			t.Fatalf("COPY FROM STDIN: %s", e.Message)
+		}
+	}
+	r.send(&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("copy: %s", res)
+	}
+	if got := exec(); strings.Contains(strings.Join(got, " "), card) {
+		t.Errorf("after an extended-protocol COPY FROM STDIN the same batch returned %q: the card number is no longer masked", got)
+	}
+}
+
+// TestRedTeam2NamesInAnotherDatabaseEncodingBypass (high where a database
+// is not UTF-8: what ran differs from what was decided, audited and
+// masked). The model keys statement names by their first 63 bytes in
+// UTF-8, the client encoding the gateway pins. The server converts every
+// name to the database's encoding first (pq_getmsgstring) and keys it
+// there: in a LATIN1 database "é" is one byte, not two. Two names of 32
+// "é" and a digit are 65 bytes in UTF-8, one name to the gateway (the same
+// first 63 bytes), and two 33-byte names to the server. A Bind of the
+// first is decided, audited and masked as the second's text (an int4 in
+// binary, not scanned) while the server runs the first: the card number
+// comes back in clear.
+func TestRedTeam2NamesInAnotherDatabaseEncodingBypass(t *testing.T) {
+	latin := "gh_rt2_latin1_" + randHex(4)
+	h := newHarness(t, harnessOpts{superuser: true, maskRules: `
+detectors:
+  default: redact
+`, connExtra: "    databases: [" + latin + "]\n"})
+	u, _ := url.Parse(h.upstream)
+	h.exec(`CREATE DATABASE ` + latin + ` ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`)
+	t.Cleanup(func() { h.exec(`DROP DATABASE IF EXISTS ` + latin + ` WITH (FORCE)`) })
+	u.Path = "/" + latin
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE users (id int PRIMARY KEY, card text)`,
+		`INSERT INTO users VALUES (1, '4111 1111 1111 1111')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	conn, err := net.Dial("tcp", h.pgAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r := pgconnFrontend(conn)
+	if err := r.startup(latin, h.token("reader", "read")); err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.Repeat("é", 32)
+	first, second := prefix+"1", prefix+"2"
+	r.send(&pgproto3.Parse{Name: first, Query: "SELECT card FROM users WHERE id = 1"}, &pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("first parse: %s", res)
+	}
+	r.send(&pgproto3.Parse{Name: second, Query: "SELECT 1::int4 AS n"}, &pgproto3.Describe{ObjectType: 'S', Name: second}, &pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("second parse: %s", res)
+	}
+	r.send(&pgproto3.Bind{PreparedStatement: first, ResultFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := r.rows(t); strings.Contains(strings.Join(got, " "), "4111 1111 1111 1111") {
+		t.Errorf("Bind of %q (decided and masked as %q's SELECT 1::int4) returned %q: the server ran the first statement", first, second, got)
+	}
+}
+
+// TestRedTeam2PortalReplacedBySQLCursorBypass (high: masking off for read
+// scope). Protocol portals and SQL cursors are one namespace. The
+// engine keeps, per portal name, what its Bind described (an int4 in
+// binary here) until a protocol Close or a new Bind; SQL CLOSE and
+// DECLARE change the portal behind its back. A read-scoped agent binds
+// portal pa to SELECT 1::int4, closes it in SQL, declares a cursor pa over
+// the card numbers and executes pa through the protocol: the rows are
+// masked (not at all) as the int4 the gateway remembers, and recorded as
+// that statement.
+func TestRedTeam2PortalReplacedBySQLCursorBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{maskRules: `
+detectors:
+  default: redact
+`})
+	seed(h)
+	const card = "4111 1111 1111 1111"
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Query{String: "BEGIN"})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Parse{Name: "a", Query: "SELECT 1::int4"}, &pgproto3.Describe{ObjectType: 'S', Name: "a"},
+		&pgproto3.Bind{DestinationPortal: "pa", PreparedStatement: "a", ResultFormatCodes: []int16{1}}, &pgproto3.Sync{})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("bind: %s", res)
+	}
+	// Control: a cursor of another name is masked.
+	r.send(&pgproto3.Query{String: "DECLARE pc CURSOR FOR SELECT card FROM users WHERE id = 1"})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Execute{Portal: "pc"}, &pgproto3.Sync{})
+	if got := r.rows(t); len(got) != 1 || strings.Contains(got[0], card) {
+		t.Fatalf("control: cursor pc returned %q, want one masked value", got)
+	}
+	r.send(&pgproto3.Query{String: "CLOSE pa"})
+	r.untilReady(t, 1)
+	r.send(&pgproto3.Query{String: "DECLARE pa CURSOR FOR SELECT card FROM users WHERE id = 1"})
+	if res := r.untilReady(t, 1); strings.Contains(res, "ERROR") {
+		t.Fatalf("declare: %s", res)
+	}
+	r.send(&pgproto3.Execute{Portal: "pa"}, &pgproto3.Sync{})
+	if got := r.rows(t); strings.Contains(strings.Join(got, " "), card) {
+		t.Errorf("Execute of the cursor pa, declared over a closed protocol portal pa, returned %q: masked with the old portal's int4 description", got)
 	}
 }
