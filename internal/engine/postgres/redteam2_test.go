@@ -138,7 +138,9 @@ func TestRedTeam2AggregateSupportBodyBypass(t *testing.T) {
 // composite type with a field of the domain, for the argument and the
 // result of a function declared with the domain, and for a PL/pgSQL
 // variable of the domain. Each function here is STABLE with a body that
-// reads, so it is taken for a read; lock_ok takes an advisory lock.
+// reads, so it is taken for a read; lock_ok takes an advisory lock. Cast
+// functions likewise are counted by their target type's name only, not for
+// a cast to a domain over that type.
 func TestRedTeam2DomainCheckWithoutCastBypass(t *testing.T) {
 	h := newHarness(t, harnessOpts{superuser: true})
 	attackSetup(h)
@@ -150,11 +152,18 @@ func TestRedTeam2DomainCheckWithoutCastBypass(t *testing.T) {
 		`CREATE FUNCTION takes_checked(x checked) RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$`,
 		`CREATE FUNCTION returns_checked() RETURNS checked STABLE LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$`,
 		`CREATE FUNCTION checked_var() RETURNS int STABLE LANGUAGE plpgsql AS $$ DECLARE x checked := 1; BEGIN RETURN x; END $$`,
+		// A cast function runs for a cast to a domain over its target.
+		`CREATE TYPE tk AS (id int)`,
+		`CREATE FUNCTION mk_tk(i int) RETURNS tk VOLATILE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(1006); RETURN ROW(i)::tk; END $$`,
+		`CREATE CAST (int AS tk) WITH FUNCTION mk_tk(int)`,
+		`CREATE DOMAIN tk_d AS tk`,
 	)
 	ctx := context.Background()
 	c := connect(t, h.dsn(h.token("reader", "read")))
-	if _, err := c.Exec(ctx, "SELECT 1::checked"); errCode(err) != "42501" {
-		t.Fatalf("control: SELECT 1::checked: %v, want 42501", err)
+	for _, q := range []string{"SELECT 1::checked", "SELECT 1::tk"} {
+		if _, err := c.Exec(ctx, q); errCode(err) != "42501" {
+			t.Fatalf("control: %s: %v, want 42501", q, err)
+		}
 	}
 	c.Close(ctx)
 	for _, q := range []string{
@@ -163,13 +172,14 @@ func TestRedTeam2DomainCheckWithoutCastBypass(t *testing.T) {
 		"SELECT takes_checked(1)",
 		"SELECT returns_checked()",
 		"SELECT checked_var()",
+		"SELECT 1::tk_d",
 	} {
 		r := connect(t, h.dsn(h.token("reader", "read")))
 		_, err := r.Exec(ctx, q)
 		held := h.advisoryHeld(t, 1006)
 		r.Close(ctx)
 		if held {
-			t.Errorf("read scope %q ran the domain's CHECK function (an advisory lock) (err %v)", q, err)
+			t.Errorf("read scope %q ran a domain CHECK or cast function (an advisory lock) (err %v)", q, err)
 		} else if errCode(err) != "42501" {
 			t.Errorf("read scope %q: %v, want 42501", q, err)
 		}
@@ -590,5 +600,31 @@ detectors:
 	r.send(&pgproto3.Execute{Portal: "pa"}, &pgproto3.Sync{})
 	if got := r.rows(t); strings.Contains(strings.Join(got, " "), card) {
 		t.Errorf("Execute of the cursor pa, declared over a closed protocol portal pa, returned %q: masked with the old portal's int4 description", got)
+	}
+}
+
+// TestRedTeam2ErrorInternalQueryUnmaskedBypass (medium: masked values
+// reach the agent). Errors and notices are masked in their message,
+// detail, hint and context fields only. The internal-query field ('q')
+// carries the text of a statement a function built and ran, data
+// included: a write-scoped agent passes card numbers to a function that
+// runs dynamic SQL (a common kind of helper), the statement fails, and the
+// error quotes it in clear.
+func TestRedTeam2ErrorInternalQueryUnmaskedBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{maskRules: `
+detectors:
+  default: redact
+`})
+	seed(h)
+	h.exec(`CREATE FUNCTION count_where(cond text) RETURNS bigint LANGUAGE plpgsql AS $$ DECLARE n bigint; BEGIN EXECUTE 'SELECT count(*) FROM users WHERE ' || cond INTO n; RETURN n; END $$`)
+	c := connect(t, h.dsn(h.token("writer", "write")))
+	_, err := c.Exec(context.Background(), "SELECT count_where(card) FROM users WHERE id = 1")
+	pe := pgErr(err)
+	if pe == nil {
+		t.Fatalf("want an error, got %v", err)
+	}
+	all := strings.Join([]string{pe.Message, pe.Detail, pe.Hint, pe.Where, pe.InternalQuery}, " | ")
+	if strings.Contains(all, "4111 1111 1111 1111") {
+		t.Errorf("the error carries the card number in clear: %s", all)
 	}
 }
