@@ -73,8 +73,11 @@ func TestRedTeam2BuiltinAttributeNotationBypass(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = c.Exec(ctx, "SELECT ("+strconv.Itoa(pid)+").pg_terminate_backend", pgx.QueryExecModeSimpleProtocol)
-		var alive int
-		aliveErr := h.directQueryRow("SELECT count(*) FROM pg_stat_activity WHERE pid = "+strconv.Itoa(pid), &alive)
+		alive := 1
+		var aliveErr error
+		for deadline := time.Now().Add(2 * time.Second); alive > 0 && aliveErr == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			aliveErr = h.directQueryRow("SELECT count(*) FROM pg_stat_activity WHERE pid = "+strconv.Itoa(pid), &alive)
+		}
 		if aliveErr == nil && alive == 0 {
 			t.Errorf("read scope terminated another session (pid %d) through (int).pg_terminate_backend (err %v)", pid, err)
 		} else if errCode(err) != "42501" {
@@ -189,24 +192,24 @@ func TestRedTeam2DomainCheckWithoutCastBypass(t *testing.T) {
 	}
 }
 
-// TestRedTeam2WallSkippedByCloseFirstBypass (critical: read scope deletes
+// TestRedTeam2WallUnsettledBatchBypass (critical: read scope deletes
 // every row). A read-only session's batch waits, before its first Query,
 // Parse, Bind or Execute, until the server has answered everything sent
 // before it, so that a default_transaction_read_only turned off by a
 // function is reported (and the session ended) before a new transaction
-// starts. But the wait is skipped when the batch starts with a Close (or
-// a Describe): that message marks the batch begun, and the Parse, Bind
-// and Execute after it never wait. Pipelined behind the query that turns
-// the setting off, they run in a new transaction, read-write; the gateway
-// ends the session when the report arrives, after the server has
-// committed.
+// starts; and in a batch only an Execute after COMMIT is refused. Three
+// ways around it: a batch that starts with a Close or a Describe is marked
+// begun by that message, and the Parse, Bind and Execute after it never
+// wait; and a simple Query after COMMIT in the same batch is forwarded.
+// Each runs in a new transaction, read-write; the gateway ends the session
+// when the report arrives, after the server has committed.
 //
 // The two functions are declared read-only by the administrator
 // (read_only_functions), which the docs say the wall still holds against:
 // "ends the session if the server reports the setting off without the
 // gateway asking (a function called set_config)". Any function the
-// catalog misjudges (TestRedTeam2AggregateSupportBodyBypass) does the same.
-func TestRedTeam2WallSkippedByCloseFirstBypass(t *testing.T) {
+// catalog misjudges does the same (TestRedTeam2ReadScopeDeletesThroughAggregatesBypass).
+func TestRedTeam2WallUnsettledBatchBypass(t *testing.T) {
 	h := newHarness(t, harnessOpts{superuser: true, connExtra: "    read_only_functions: [public.rw_on, public.evil_delete]\n"})
 	attackSetup(h)
 
@@ -626,5 +629,35 @@ detectors:
 	all := strings.Join([]string{pe.Message, pe.Detail, pe.Hint, pe.Where, pe.InternalQuery}, " | ")
 	if strings.Contains(all, "4111 1111 1111 1111") {
 		t.Errorf("the error carries the card number in clear: %s", all)
+	}
+}
+
+// TestRedTeam2WallLoweredForHeldParseBypass (medium, with a policy that
+// holds writes for approval: rows deleted without any approval). The
+// engine lowers a read-only session's wall for a statement policy allows
+// to write, at its Parse, and raises it again only before a later
+// statement that starts a batch. For a Parse whose Bind will wait for an
+// approval it lowers it all the same: the rest of that batch runs in a
+// read-write transaction, approved or not, and the held statement never
+// needs to be bound. Here a read-scoped agent may UPDATE t once an admin
+// approves; what runs read-write is a function the administrator declared
+// read-only (any function the catalog misjudges does the same).
+func TestRedTeam2WallLoweredForHeldParseBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true, connExtra: "    read_only_functions: [public.evil_delete]\n", extraPolicy: `
+@id("rt2-update-with-approval")
+@approval("admins")
+permit (principal is Agent, action == Action::"sql:update", resource == Table::"pg/public.t");`})
+	attackSetup(h)
+	// Control: alone, the declared function is stopped by the wall.
+	c := connect(t, h.dsn(h.token("reader", "read")))
+	if _, err := c.Exec(context.Background(), "SELECT evil_delete()"); errCode(err) != "25006" {
+		t.Fatalf("control: SELECT evil_delete(): %v, want 25006 from the read-only transaction", err)
+	}
+	r := h.raw(t, h.token("reader", "read"))
+	r.send(&pgproto3.Parse{Name: "held", Query: "UPDATE t SET v = v WHERE id = 1"},
+		&pgproto3.Parse{Query: "SELECT evil_delete()"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	res := r.untilReadyOrClosed(t)
+	if got := h.upstreamState(t); got != untouched {
+		t.Errorf("read scope, a held UPDATE parsed (never bound, never approved) then a read:\n%s=> upstream changed: %s, want %s", res, got, untouched)
 	}
 }
