@@ -661,3 +661,43 @@ permit (principal is Agent, action == Action::"sql:update", resource == Table::"
 		t.Errorf("read scope, a held UPDATE parsed (never bound, never approved) then a read:\n%s=> upstream changed: %s, want %s", res, got, untouched)
 	}
 }
+
+// TestRedTeam2CatalogLockWedgesEveryoneBypass (high availability: one
+// write-scoped agent stalls every session on the database, other
+// principals' included, and cuts read scope off). LOCK TABLE is sql:lock,
+// which write scope has, and nothing stops it on a system catalog. With
+// ACCESS EXCLUSIVE on pg_proc held in an open transaction, the function
+// catalog (shared by every session of the database, reread every 5 s)
+// cannot load: the loader waits its full 15 s holding the entry's lock,
+// every other session's next statement waits behind it, and after the
+// failed load every call is classified sql:call, so read scope's
+// SELECT now() is refused.
+func TestRedTeam2CatalogLockWedgesEveryoneBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{superuser: true})
+	attackSetup(h)
+	ctx := context.Background()
+	bystander := connect(t, h.dsn(h.token("bystander", "read")))
+	var now time.Time
+	if err := bystander.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	w := connect(t, h.dsn(h.token("writer", "write")))
+	if _, err := w.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.Exec(ctx, "LOCK TABLE pg_catalog.pg_proc IN ACCESS EXCLUSIVE MODE")
+	if errCode(err) == "42501" {
+		return // refused: the fix
+	}
+	if err != nil {
+		t.Fatalf("LOCK: %v", err)
+	}
+	defer w.Close(ctx) // ends the session, and the lock with it
+	time.Sleep(catalogWait)
+	start := time.Now()
+	err = bystander.QueryRow(ctx, "SELECT now()").Scan(&now)
+	took := time.Since(start)
+	if took > 3*time.Second || err != nil {
+		t.Errorf("another principal's SELECT now() took %s (err %v) while a write-scoped agent held a lock on pg_proc", took.Round(time.Millisecond), err)
+	}
+}
