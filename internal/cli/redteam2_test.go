@@ -22,7 +22,17 @@ func TestRedTeam2AccessListTerminalEscapesBypass(t *testing.T) {
 	g := gatehouse{t, dir}
 	agent := strings.TrimSpace(g.ok("token", "issue", "--agent", "bot", "--on-behalf-of", "alice@example.com", "--connection", "pg", "--scope", "read"))
 	reason := "hotfix\x1b[2K\r\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07 (ticket 42)"
-	body, _ := json.Marshal(map[string]any{"connection": "pg", "role": "write\x1b[8m", "for_ns": int64(time.Hour), "reason": reason})
+	// A role with control characters is refused outright (the fix), so
+	// the reason carries them.
+	bad, _ := json.Marshal(map[string]any{"connection": "pg", "role": "write\x1b[8m", "for_ns": int64(time.Hour), "reason": "x"})
+	breq, _ := http.NewRequest("POST", "http://"+api+"/v1/access", bytes.NewReader(bad))
+	breq.Header.Set("Authorization", "Bearer "+agent)
+	if bresp, err := http.DefaultClient.Do(breq); err != nil || bresp.StatusCode != 400 {
+		t.Fatalf("a role with an escape sequence: %v %v, want 400", bresp, err)
+	} else {
+		bresp.Body.Close()
+	}
+	body, _ := json.Marshal(map[string]any{"connection": "pg", "role": "write", "for_ns": int64(time.Hour), "reason": reason})
 	req, _ := http.NewRequest("POST", "http://"+api+"/v1/access", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+agent)
 	resp, err := http.DefaultClient.Do(req)

@@ -56,8 +56,8 @@ type CatalogData struct {
 	// functions (transition, final, combine, serial, moving): an aggregate
 	// is read-only only if they all are.
 	AggSupport map[uint32][]uint32
-	Views     map[string][]Func
-	ViewViews map[string][]string
+	Views      map[string][]Func
+	ViewViews  map[string][]string
 	// DeclaredReadOnly: "schema.name" of functions an administrator
 	// declares read-only.
 	DeclaredReadOnly []string

@@ -66,8 +66,8 @@ func tooDeep(sql string) bool {
 	return false
 }
 
-// ErrLongName is in Analysis.Err for a text with a non-ASCII identifier
-// longer than the server keeps.
+// ErrLongName is what an engine says of a text flagged FlagLongName on a
+// database whose encoding is not UTF-8.
 var ErrLongName = errors.New("identifiers longer than 63 bytes with non-ASCII characters are refused: the server truncates them in the database's encoding, which the analysis cannot know")
 
 // NameLen is how many bytes of an identifier PostgreSQL keeps

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -44,7 +45,7 @@ type frontState struct {
 	// CopyData has been sent since.
 	copyFrom *expect
 	copyData bool
-	seq     uint64
+	seq      uint64
 }
 
 // portalInfo is what a Bind made a portal from.
@@ -441,7 +442,13 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	}
 	s.push(x)
 	if x.deny != nil {
-		sub := append([]byte(name), 0)
+		subName := name
+		if !utf8.ValidString(subName) {
+			// A truncated name the server would reject as bad UTF-8
+			// before the marker: the marker names the statement too.
+			subName, x.name = x.deny.marker, x.deny.marker
+		}
+		sub := append([]byte(subName), 0)
 		sub = append(sub, x.deny.marker...)
 		sub = append(sub, 0, 0, 0) // no parameter types
 		return writeFrame(s.uw, 'P', sub)
@@ -525,7 +532,11 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 				return f
 			} else if x.deny == nil {
 				s.fe.portal[b.portal] = pi
-				if err := s.adjustWall(pi.writes); err != nil {
+				wall := s.adjustWall
+				if pi.writes {
+					wall = func(bool) error { return s.lowerWallForBind() }
+				}
+				if err := wall(pi.writes); err != nil {
 					return err
 				}
 				// The backend derives the portal's columns from the

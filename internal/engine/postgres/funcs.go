@@ -206,7 +206,7 @@ func (s *session) loadCatalog(ctx context.Context, bodies *sqlguard.BodyCache) (
 	d := sqlguard.CatalogData{Operators: map[string][]sqlguard.Func{}, Casts: map[string][]sqlguard.Func{},
 		Views: map[string][]sqlguard.Func{}, ViewViews: map[string][]string{}, DeclaredReadOnly: s.target.ReadOnlyFunctions,
 		AggSupport: map[uint32][]uint32{},
-		Bodies: bodies}
+		Bodies:     bodies}
 	rows := 0
 	err = simpleQuery(up.Conn, catalogQuery, 11, func(v []string) error {
 		if rows++; rows > maxCatalogRows {

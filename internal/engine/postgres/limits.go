@@ -62,7 +62,7 @@ func (s *session) analyze(ctx context.Context, sql string) (*sqlguard.Analysis, 
 	if errors.Is(a.Err, sqlguard.ErrTooComplex) {
 		return a, s.deny("54001", "gatehouse: "+sqlguard.ErrTooComplex.Error())
 	}
-	if errors.Is(a.Err, sqlguard.ErrLongName) {
+	if a.HasFlag(sqlguard.FlagLongName) && !s.serverUTF8 {
 		return a, s.deny("42622", "gatehouse: "+sqlguard.ErrLongName.Error())
 	}
 	if len(a.Statements) > s.e.opts.MaxStatements {

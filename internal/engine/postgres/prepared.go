@@ -43,10 +43,11 @@ const nameLen = 63
 
 // badName refuses a statement or portal name the server may key
 // differently than the model: one longer than it keeps with non-ASCII
-// bytes, which the server truncates after converting to the database's
-// encoding.
+// bytes, which a server whose database is not in UTF-8 truncates after
+// converting it to that encoding. In UTF-8 the server keys the first 63
+// bytes, as the model does.
 func (s *session) badName(name string) *denial {
-	if len(name) > nameLen && !sqlguard.Robust(name) {
+	if len(name) > nameLen && !s.serverUTF8 && !sqlguard.Robust(name) {
 		return s.deny("42622", "gatehouse: "+sqlguard.ErrLongName.Error())
 	}
 	return nil

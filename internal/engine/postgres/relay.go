@@ -45,6 +45,9 @@ type session struct {
 
 	target Target // the connection as configured
 	roBase bool   // read-only by its principal: the second wall applies (readonly.go)
+	// serverUTF8: the database's encoding is UTF-8, so names are kept as
+	// the client sends them (badName, FlagLongName).
+	serverUTF8 bool
 
 	// Guarded by mu: the session's model of the upstream, as confirmed by
 	// the upstream's answers (prepared.go, lexical.go).
