@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -699,5 +701,41 @@ func TestRedTeam2CatalogLockWedgesEveryoneBypass(t *testing.T) {
 	took := time.Since(start)
 	if took > 3*time.Second || err != nil {
 		t.Errorf("another principal's SELECT now() took %s (err %v) while a write-scoped agent held a lock on pg_proc", took.Round(time.Millisecond), err)
+	}
+}
+
+// TestRedTeam2ParseSlotsStarvedBypass (medium availability: one
+// read-scoped agent denies every other principal statements of 64 KiB and
+// more). The gateway parses such texts two at a time, gateway-wide, and
+// refuses one that has waited 10 s for a slot. Nothing is per principal,
+// and a 400 KB chain of ANDs (under every limit, a shape of its own each
+// time so the cache never answers) takes a slot for seconds: an agent with
+// 48 sessions sending them (policy then refuses each, so the upstream does
+// nothing) keeps both slots busy and a queue in front of them: another
+// principal's 68 KB statement (a bulk INSERT, a long report) waits about
+// 10 s, and is often refused when it has.
+func TestRedTeam2ParseSlotsStarvedBypass(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	defer func() { stop.Store(true); wg.Wait() }()
+	for i := range 48 {
+		c := connect(t, h.dsn(h.token("hog", "read")))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; !stop.Load(); j++ {
+				q := "SELECT lo_unlink(1) FROM t WHERE " + strings.Repeat("a = 1 AND ", 40000) + "c" + strconv.Itoa(i) + "_" + strconv.Itoa(j) + " = 1"
+				c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+			}
+		}()
+	}
+	time.Sleep(4 * time.Second) // the hogs queue for the slots, served in order
+	by := connect(t, h.dsn(h.token("bystander", "read")))
+	start := time.Now()
+	_, err := by.Exec(ctx, "SELECT 1 WHERE 1 IN (1"+strings.Repeat(",1", 34000)+")", pgx.QueryExecModeSimpleProtocol)
+	if took := time.Since(start); err != nil || took > 5*time.Second {
+		t.Errorf("another principal's 68 KB statement (parsed in milliseconds) waited %s behind one agent's statements: %v", took.Round(time.Millisecond), err)
 	}
 }
