@@ -247,16 +247,22 @@ func TestRedTeam2WallUnsettledBatchBypass(t *testing.T) {
 			&pgproto3.Query{String: "SELECT evil_delete()"}, &pgproto3.Sync{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.raw(t, h.token("reader", "read"))
-			if tc.prep != nil {
-				r.send(tc.prep...)
-				r.untilReady(t, 1)
-			}
-			r.send(tc.msgs...)
-			res := r.untilClosed(t)
-			if got := h.upstreamState(t); got != untouched {
-				t.Errorf("read scope:\n%s=> upstream changed: %s, want %s", res, got, untouched)
-				h.restoreT()
+			// The server must read the batch before the gateway, which
+			// ends the session on the report, closes the upstream: it
+			// nearly always does; an attacker retries.
+			for range 5 {
+				r := h.raw(t, h.token("reader", "read"))
+				if tc.prep != nil {
+					r.send(tc.prep...)
+					r.untilReady(t, 1)
+				}
+				r.send(tc.msgs...)
+				res := r.untilClosed(t)
+				if got := h.upstreamState(t); got != untouched {
+					t.Errorf("read scope:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+					h.restoreT()
+					return
+				}
 			}
 		})
 	}
@@ -289,13 +295,16 @@ func TestRedTeam2ReadScopeDeletesThroughAggregatesBypass(t *testing.T) {
 		`CREATE FUNCTION del_sfunc(s int, v int) RETURNS int STABLE LANGUAGE plpgsql AS $$ BEGIN PERFORM evil_delete(); RETURN 0; END $$`,
 		`CREATE AGGREGATE del_agg(int) (sfunc = del_sfunc, stype = int)`,
 	)
-	r := h.raw(t, h.token("reader", "read"))
-	r.send(&pgproto3.Query{String: "SELECT rw_agg(1)"},
-		&pgproto3.Close{ObjectType: 'S', Name: "nothing"},
-		&pgproto3.Parse{Query: "SELECT del_agg(1)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	res := r.untilClosed(t)
-	if got := h.upstreamState(t); got != untouched {
-		t.Errorf("read scope, two aggregates:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+	for range 5 { // an attacker retries: see TestRedTeam2WallUnsettledBatchBypass
+		r := h.raw(t, h.token("reader", "read"))
+		r.send(&pgproto3.Query{String: "SELECT rw_agg(1)"},
+			&pgproto3.Close{ObjectType: 'S', Name: "nothing"},
+			&pgproto3.Parse{Query: "SELECT del_agg(1)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		res := r.untilClosed(t)
+		if got := h.upstreamState(t); got != untouched {
+			t.Errorf("read scope, two aggregates:\n%s=> upstream changed: %s, want %s", res, got, untouched)
+			return
+		}
 	}
 }
 
