@@ -260,6 +260,9 @@ func (s *Service) RequestOperation(ctx context.Context, sp HoldSpec) (*Approval,
 	if existing, err := s.find(ctx, Pending, op.Principal, fp); err == nil && existing != nil {
 		return existing, nil
 	}
+	if err := s.capPending(ctx, op.Principal); err != nil {
+		return nil, err
+	}
 	now := s.o.Now().UTC()
 	a := &Approval{ID: newID(), Kind: KindStatement, Status: Pending, Principal: op.Principal, Subject: sp.Subject,
 		OnBehalfOf: op.OnBehalfOf, Connection: op.Connection, Operation: &op, Statement: sp.Summary, Fingerprint: fp,
@@ -288,6 +291,9 @@ func (s *Service) RequestGrant(ctx context.Context, sp GrantSpec) (*Approval, er
 	}
 	if sp.For > 24*time.Hour {
 		return nil, fmt.Errorf("%w: grants last at most 24h", ErrBadRequest)
+	}
+	if err := s.capPending(ctx, sp.Principal); err != nil {
+		return nil, err
 	}
 	if !roleName(sp.Role) {
 		return nil, fmt.Errorf("%w: role must be a short name of letters, digits, '-', '_' and '.'", ErrBadRequest)
@@ -726,4 +732,30 @@ func roleName(role string) bool {
 		}
 	}
 	return true
+}
+
+// MaxPendingPerPrincipal bounds the approvals one principal may have
+// waiting at once, so that one agent cannot bury reviewers (or the list
+// they read) under requests.
+const MaxPendingPerPrincipal = 50
+
+// ErrTooManyPending is returned when a principal has MaxPendingPerPrincipal
+// approvals waiting.
+var ErrTooManyPending = errors.New("too many approvals waiting for this principal")
+
+func (s *Service) capPending(ctx context.Context, principal string) error {
+	rows, err := s.o.Store.ListApprovals(ctx, Pending, 10*MaxPendingPerPrincipal)
+	if err != nil {
+		return fmt.Errorf("approvals: %w", err)
+	}
+	n := 0
+	for _, r := range rows {
+		if a, err := decode(r); err == nil && a.Principal == principal && a.Status == Pending && s.o.Now().Before(a.Expires) {
+			n++
+		}
+	}
+	if n >= MaxPendingPerPrincipal {
+		return fmt.Errorf("%w: %s has %d (the limit); wait for a decision or for them to expire", ErrTooManyPending, principal, n)
+	}
+	return nil
 }

@@ -66,15 +66,15 @@ func newReplayCmd(g *globals) *cobra.Command {
 					if i == 0 {
 						t0 = s.Time
 					}
-					fmt.Fprintf(g.stdout, "+%-9s %-5s %9s %6d rows  %s\n", s.Time.Sub(t0).Round(time.Millisecond), s.Decision, s.Duration.Round(time.Microsecond), s.Rows, s.Statement)
+					fmt.Fprintf(g.stdout, "+%-9s %-5s %9s %6d rows  %s\n", s.Time.Sub(t0).Round(time.Millisecond), s.Decision, s.Duration.Round(time.Microsecond), s.Rows, printable(s.Statement))
 					if len(s.Params) > 0 {
-						fmt.Fprintf(g.stdout, "           params: %s\n", strings.Join(s.Params, ", "))
+						fmt.Fprintf(g.stdout, "           params: %s\n", printable(strings.Join(s.Params, ", ")))
 					}
 					if s.Decision == "deny" && s.Reason != "" {
-						fmt.Fprintf(g.stdout, "           %s\n", s.Reason)
+						fmt.Fprintf(g.stdout, "           %s\n", printable(s.Reason))
 					}
 					if s.Error != "" {
-						fmt.Fprintf(g.stdout, "           error: %s\n", s.Error)
+						fmt.Fprintf(g.stdout, "           error: %s\n", printable(s.Error))
 					}
 				}
 				return nil

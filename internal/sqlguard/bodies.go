@@ -83,6 +83,9 @@ func parseBody(lang, source string) *Body {
 // (pg_get_functiondef), whose body is either a string constant (AS '…')
 // or SQL-standard statements (BEGIN ATOMIC … END).
 func sqlBody(source string) *Body {
+	if tooDeep(source) {
+		return &Body{Dynamic: true}
+	}
 	tree, err := pg_query.Parse(source)
 	if err != nil || len(tree.GetStmts()) != 1 {
 		return &Body{Dynamic: true}
@@ -140,6 +143,9 @@ var plpgsqlDynamic = map[string]bool{
 // analyses every embedded statement and expression: parseMode 0 is a
 // statement, 2 an expression, 3 to 5 an assignment target := expression.
 func plpgsqlBody(source string) *Body {
+	if tooDeep(source) {
+		return &Body{Dynamic: true}
+	}
 	js, err := pg_query.ParsePlPgSqlToJSON(source)
 	if err != nil {
 		return &Body{Dynamic: true}

@@ -194,7 +194,8 @@ func (s *session) maskNotification(dst, body []byte) []byte {
 		return body
 	}
 	dst = append(dst, body[:4]...)
-	dst = append(dst, ch...)
+	// The channel is a name another session chose: it can carry data too.
+	dst = s.masker.Mask(dst, []byte(ch))
 	dst = append(dst, 0)
 	dst = s.masker.Mask(dst, []byte(payload))
 	return append(dst, 0)
