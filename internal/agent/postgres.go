@@ -110,6 +110,16 @@ func (a *Agent) DialPostgres(ctx context.Context, name string, p PostgresParams)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", name, scrub(err, cfg.Password))
 	}
+	// pgconn may still have a background read in flight on the socket (it
+	// starts one when a startup write is slow, to avoid a write/read
+	// deadlock): hijacked without SyncConn, that goroutine can take the
+	// upstream's first answer after the handover, and the session hangs
+	// with the answer lost (pgconn's SyncConn doc; seen under a burst of
+	// new sessions, TestBurstIsNeverRefused).
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("upstream %s: sync before hijack: %w", name, err)
+	}
 	h, err := pc.Hijack()
 	if err != nil {
 		pc.Close(context.Background())

@@ -133,7 +133,7 @@ func (s *Server) auditFailure(r *http.Request, principal, reason string) {
 	if s.Audit == nil {
 		return
 	}
-	_, err := s.Audit.Enqueue(audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Source: r.RemoteAddr,
+	_, err := s.Audit.Enqueue(r.Context(), audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Source: r.RemoteAddr,
 		Action: "api:" + r.Method + " " + r.URL.Path, Decision: "deny", Reason: reason})
 	if err != nil && s.Logger != nil {
 		s.Logger.Error("audit of API auth failure failed", "err", err)

@@ -93,8 +93,9 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		Store: c.Store, Signer: signer, Verifier: verifier, Logger: logger,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
 		UnsignedGrace: cfg.Audit.UnsignedGrace, CheckpointFile: cfg.AuditCheckpointFile(), WitnessURL: cfg.Audit.WitnessURL,
-		Linger:       lingerFor(cfg),
+		Linger: lingerFor(cfg), QueueSize: cfg.Audit.QueueSize,
 		OnCommit:     c.Metrics.ObserveCommit,
+		OnWait:       c.Metrics.ObserveQueueWait,
 		OnCheckpoint: c.Metrics.ObserveCheckpoint,
 		OnExternal:   c.Metrics.ObserveExternal,
 	})
@@ -102,6 +103,8 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		c.Store.Close()
 		return nil, err
 	}
+	c.Metrics.GaugeFunc("gatehouse_audit_queue_depth", "Audit events waiting for a group commit.",
+		func() float64 { return float64(c.Audit.QueueDepth()) })
 	c.Identity, err = identity.New(ctx, cfg.Identity, cfg.KeysDir(), c.Store, identity.Options{
 		Logger: logger, OnEvent: c.auditIdentity,
 	})
@@ -422,7 +425,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		}()
 	}
 	g.warnDescriptorBudget()
-	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
+	g.Audit.Enqueue(context.Background(), audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
 	g.Logger.Info("gatehouse started", "listening", g.Listening, "store", store.Redact(cfg.Store), "policies", g.Policy.Set().Len())
 	if ready != nil {
 		ready(g)
@@ -438,7 +441,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 	cancel()
 	g.wg.Wait()
 	g.Recorder.Close()
-	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStop})
+	g.Audit.Enqueue(context.Background(), audit.Event{Kind: audit.KindGatewayStop})
 	return g.Close(shutdownCtx)
 }
 
@@ -455,7 +458,7 @@ func (g *Gateway) onPolicyReload(r policy.ReloadResult) {
 		g.Metrics.PolicyReloads.WithLabelValues("ok").Inc()
 		g.Logger.Info("policies reloaded", "policies", r.Policies, "files", r.Files)
 	}
-	if _, err := g.Audit.Enqueue(ev); err != nil {
+	if _, err := g.Audit.Enqueue(context.Background(), ev); err != nil {
 		g.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
 }

@@ -75,6 +75,10 @@ type Audit struct {
 	// WitnessURL, if set, is sent every checkpoint written to the file as
 	// a POST of the signed note.
 	WitnessURL string `yaml:"witness_url"`
+	// QueueSize bounds the events waiting for a group commit (default
+	// 65536). A full queue slows the requests that produce events until
+	// the store catches up; it never refuses them.
+	QueueSize int `yaml:"queue_size"`
 }
 
 // CheckpointFileOff turns the audit checkpoint file off.
@@ -306,6 +310,9 @@ func (c *Config) Validate() error {
 	case "group", "sync":
 	default:
 		errs = append(errs, fmt.Errorf("audit.durability: %q is not group or sync", c.Audit.Durability))
+	}
+	if c.Audit.QueueSize < 0 || c.Audit.QueueSize > 1<<24 {
+		errs = append(errs, fmt.Errorf("audit.queue_size: %d is not between 1 and %d", c.Audit.QueueSize, 1<<24))
 	}
 	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must be positive"))

@@ -92,7 +92,7 @@ func (p *Pipeline) refuseSession(ctx context.Context, s *Session, limit string, 
 		Details: map[string]string{"protocol": s.Protocol, "limit": limit}}
 	// Queued, not awaited: a principal hammering its cap must not make
 	// each refusal wait on a commit.
-	if _, aerr := p.Audit.Enqueue(ev); aerr != nil {
+	if _, aerr := p.Audit.Enqueue(ctx, ev); aerr != nil {
 		p.Logger.Error("audit append failed", "kind", ev.Kind, "err", aerr)
 	}
 }

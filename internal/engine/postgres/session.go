@@ -69,7 +69,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 		e.refuse(conn, &fatal{code: codeTooManyConnections, msg: "gatehouse: " + err.Error()})
 		return
 	case err != nil:
-		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: the audit log is unavailable"})
+		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: " + gateway.AuditRefusal(err)})
 		return
 	}
 	defer gs.Close()
@@ -139,7 +139,7 @@ func (e *Engine) refuseHandshake(c net.Conn, err error, limit time.Duration) {
 func (e *Engine) auditSession(gs *gateway.Session, ev audit.Event) {
 	ev.Principal, ev.OnBehalfOf, ev.TokenID = gs.PrincipalUID(), gs.Claims.Actor, gs.Claims.ID
 	ev.Session, ev.Source, ev.Connection = gs.ID, gs.Source, gs.Connection
-	if _, err := e.opts.Pipeline.Audit.Enqueue(ev); err != nil {
+	if _, err := e.opts.Pipeline.Audit.Enqueue(context.Background(), ev); err != nil {
 		e.opts.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
 }
