@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,8 +135,35 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		AuditVerify: AuditVerifyOptions(cfg), AuditErr: c.Audit.Err,
 		Policies:  func() (*policy.Set, error) { return policy.Load(cfg.Policies) },
 		RevokeFor: maxTTL + skew,
+		Connections: func(ctx context.Context) ([]string, error) {
+			return knownConnections(ctx, cfg, c.Store)
+		},
 	}
 	return c, nil
+}
+
+// knownConnections names every connection a token may be issued for: the
+// config's own, those enrolled (unrevoked) agents serve, and the MCP
+// tools' gatehouse connection.
+func knownConnections(ctx context.Context, cfg *config.Config, st store.Store) ([]string, error) {
+	names := []string{gateway.GatehouseConnection}
+	for _, conn := range cfg.Connections {
+		names = append(names, conn.Name)
+	}
+	agents, err := st.ListAgents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range agents {
+		if a.Revoked() {
+			continue
+		}
+		for _, conn := range a.Connections {
+			names = append(names, conn.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 // auditIdentity turns identity events into audit events. Tokens never reach
@@ -240,6 +268,9 @@ type Gateway struct {
 func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	for _, name := range cfg.LiteralSecrets() {
 		logger.Warn("connection password is written in the config file; prefer env:NAME or file:PATH", "connection", name)
+	}
+	for _, p := range cfg.UnresolvedSecrets() {
+		logger.Warn("credential reference resolves to nothing; what uses it fails until it is set", "key", p.Key, "ref", p.Ref.String(), "err", p.Err)
 	}
 	core, err := OpenCore(ctx, cfg, logger)
 	if err != nil {

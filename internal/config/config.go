@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -207,7 +208,7 @@ func Parse(raw []byte, path string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, syntaxHint(explainUnknownKeys(err, reflect.TypeOf(c))))
 	}
 	c.path = path
 	c.applyDefaults()
@@ -394,6 +395,39 @@ func (c *Config) LiteralSecrets() []string {
 			out = append(out, conn.Name)
 		}
 	}
+	return out
+}
+
+// SecretProblem is a credential reference that does not resolve: Key
+// names the config key, Err says why (never a value).
+type SecretProblem struct {
+	Key string
+	Ref Secret
+	Err error
+}
+
+// UnresolvedSecrets resolves every credential reference in the config
+// (connection passwords, webhook secrets, the masking key) and returns
+// those that are empty or unreadable, so `up` and `gateway` can warn at
+// start instead of the first client finding out. Secret-manager references
+// are left to the resolver plugged in where they are used.
+func (c *Config) UnresolvedSecrets() []SecretProblem {
+	var out []SecretProblem
+	check := func(key string, ref Secret) {
+		if ref == "" || ref.IsLiteral() || (ref.Scheme() != "env" && ref.Scheme() != "file") {
+			return
+		}
+		if _, err := ref.Resolve(); err != nil {
+			out = append(out, SecretProblem{Key: key, Ref: ref, Err: err})
+		}
+	}
+	for _, conn := range c.Connections {
+		check(fmt.Sprintf("connections[%s].password", conn.Name), conn.Password)
+	}
+	for i, w := range c.Approvals.Webhooks {
+		check(fmt.Sprintf("approvals.webhooks[%d].secret", i), w.Secret)
+	}
+	check("masking.key", c.Masking.Key)
 	return out
 }
 

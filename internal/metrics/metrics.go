@@ -54,6 +54,10 @@ type Metrics struct {
 	SessionsRefused *prometheus.CounterVec
 	// SessionsOpen is the number of authenticated sessions holding a slot.
 	SessionsOpen prometheus.Gauge
+	// UpstreamDialFailures counts failed upstream dials by engine,
+	// connection and reason (agent.Reason*: upstream, credential,
+	// unreachable, tls, no_agent, database, other).
+	UpstreamDialFailures *prometheus.CounterVec
 }
 
 // New builds the metrics on a fresh registry, with Go runtime and process
@@ -113,9 +117,12 @@ func New() *Metrics {
 		SessionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_sessions_open", Help: "Authenticated sessions open (each holds a slot under limits.sessions).",
 		}),
+		UpstreamDialFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_dial_failures_total", Help: "Failed upstream dials by engine, connection and reason (upstream, credential, unreachable, tls, no_agent, database, other).",
+		}, []string{"engine", "connection", "reason"}),
 	}
 	r.MustRegister(m.Decisions, m.TokenChecks, m.AuditAppend, m.AuditDurable, m.AuditQueueWaits, m.AuditQueueWait, m.AuditEvents, m.AuditErrors, m.PolicyReloads,
-		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen,
+		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen, m.UpstreamDialFailures,
 		m.AuditCheckpoints, m.AuditSigningRefused, m.AuditExternalErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -36,6 +36,9 @@ type harness struct {
 	evil     string // a role name attacks try to create (attacks_test.go)
 	// stop shuts the gateway down (once; cleanup calls it too).
 	stop func() error
+	// passwordEnv is the environment variable the connection's password
+	// reference names (password: env:NAME).
+	passwordEnv string
 }
 
 type harnessOpts struct {
@@ -88,6 +91,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	envName := "GH_TEST_PG_PASSWORD_" + strings.ToUpper(randHex(3))
 	os.Setenv(envName, password)
 	t.Cleanup(func() { os.Unsetenv(envName) })
+	h.passwordEnv = envName
 	h.pgAddr = freeAddr(t)
 	cfgYAML := fmt.Sprintf(`
 data_dir: %s/data

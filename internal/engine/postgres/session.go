@@ -94,7 +94,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 	up, err := e.dial(ctx, connection, database, s.roBase, startup)
 	if err != nil {
 		e.opts.Logger.Warn("postgres upstream connect failed", "connection", connection, "session", gs.ID, "err", err)
-		e.refuse(conn, &fatal{code: codeConnectionFailure, msg: fmt.Sprintf("gatehouse: cannot connect to %s upstream", connection), hint: "the upstream refused or is unreachable; see the gateway log"})
+		e.refuse(conn, e.dialFatal(connection, err))
 		return
 	}
 	defer up.Conn.Close()
