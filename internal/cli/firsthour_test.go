@@ -86,4 +86,3 @@ func TestSelfCommand(t *testing.T) {
 		}
 	}
 }
-
