@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -290,8 +289,11 @@ func (s *Service) RequestGrant(ctx context.Context, sp GrantSpec) (*Approval, er
 	if sp.For > 24*time.Hour {
 		return nil, fmt.Errorf("%w: grants last at most 24h", ErrBadRequest)
 	}
-	if strings.ContainsAny(sp.Role, " \t\n\"") || len(sp.Role) > 64 {
-		return nil, fmt.Errorf("%w: role must be a short name without spaces or quotes", ErrBadRequest)
+	if !roleName(sp.Role) {
+		return nil, fmt.Errorf("%w: role must be a short name of letters, digits, '-', '_' and '.'", ErrBadRequest)
+	}
+	if len(sp.Reason) > 1000 {
+		return nil, fmt.Errorf("%w: the reason is longer than 1,000 bytes", ErrBadRequest)
 	}
 	if sp.Group == "" {
 		sp.Group = "admins"
@@ -710,4 +712,18 @@ func (s *Service) notify(a *Approval) {
 	if s.o.Notifier != nil {
 		s.o.Notifier.Send(a)
 	}
+}
+
+// roleName reports whether role is a short plain name: it is shown to
+// reviewers and matched by policies, and comes from the requester.
+func roleName(role string) bool {
+	if role == "" || len(role) > 64 {
+		return false
+	}
+	for _, c := range role {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

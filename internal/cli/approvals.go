@@ -197,7 +197,9 @@ func newAccessCmd(g *globals) *cobra.Command {
 					if a.Status == approval.Approved {
 						exp = a.GrantExpires().Local().Format(time.DateTime)
 					}
-					fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", a.ID, a.Status, a.Principal, a.Connection, a.Role, exp, a.Reason)
+					// Every field but the id and times came from the requester.
+					fmt.Fprintf(g.stdout, "%-22s %-8s %-26s %-12s %-10s %-20s %s\n", a.ID, a.Status, printable(a.Principal),
+						printable(a.Connection), printable(a.Role), exp, printable(a.Reason))
 				}
 				return nil
 			})

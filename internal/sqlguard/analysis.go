@@ -140,6 +140,8 @@ const (
 	FlagTwoPhase        = "two_phase"        // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED: acts on transactions other sessions may wait on
 	FlagCatalogWrite    = "catalog_write"    // writes a system catalog or view (pg_catalog.*, information_schema.*): a change to the schema or the server's settings
 	FlagRowLock         = "row_lock"         // SELECT … FOR UPDATE/SHARE: takes row locks that block writers (also the action sql:lock)
+	FlagCopyFromStdin   = "copy_from_stdin"  // COPY … FROM STDIN: the server reads CopyData until CopyDone, ignoring Sync and Flush
+	FlagLongName        = "long_name"        // a non-ASCII (or Unicode-escaped) identifier over 63 bytes, which a database not in UTF-8 truncates differently (ErrLongName)
 )
 
 // Access is one (action, table) pair the policy engine must allow. Table is
@@ -259,6 +261,7 @@ func analyze(sql string, key []byte, keyOK bool) *Analysis {
 	if tooDeep(sql) {
 		return unparsed(ErrTooComplex)
 	}
+
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return unparsed(err)
@@ -283,6 +286,9 @@ func analyze(sql string, key []byte, keyOK bool) *Analysis {
 		}
 	}
 	a.Fingerprint = fingerprint(a.Normalized)
+	if longName(sql) {
+		a.Flags = addSorted(a.Flags, FlagLongName)
+	}
 	return a
 }
 

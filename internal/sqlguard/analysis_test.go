@@ -64,7 +64,7 @@ var analyzeTests = []analyzeTest{
 	{name: "dcl_create_role", sql: "CREATE ROLE x LOGIN PASSWORD 'p'", class: ClassDCL, accesses: acc("dcl")},
 	{name: "dcl_policy", sql: "CREATE POLICY p ON t USING (EXISTS (SELECT 1 FROM acl))", class: ClassDCL,
 		accesses: acc("dcl public.t", "select public.acl")},
-	{name: "copy_from_stdin", sql: "COPY t (a, b) FROM STDIN", class: ClassCopy,
+	{name: "copy_from_stdin", sql: "COPY t (a, b) FROM STDIN", class: ClassCopy, flags: []string{FlagCopyFromStdin},
 		accesses: acc("copy public.t", "insert public.t"), columns: []string{"public.t.a", "public.t.b"}},
 	{name: "copy_to_stdout", sql: "COPY t TO STDOUT", class: ClassCopy, accesses: acc("copy public.t", "select public.t")},
 	{name: "copy_query", sql: "COPY (SELECT a FROM t JOIN u USING (id)) TO STDOUT", class: ClassCopy,
@@ -611,5 +611,28 @@ func TestNoLiteralInNormalized(t *testing.T) {
 	}
 	if a := Analyze("SELECT $1, 'x' /* c */"); !strings.Contains(a.Normalized, "$2") {
 		t.Errorf("constants are numbered after the text's parameters: %q", a.Normalized)
+	}
+}
+
+func TestLongNonASCIIIdentifiersFlagged(t *testing.T) {
+	long := strings.Repeat("é", 40) // 80 bytes in UTF-8, 40 in LATIN1
+	for _, sql := range []string{
+		`SELECT * FROM "` + long + `"`,
+		`PREPARE "` + long + `" AS SELECT 1`,
+		`SELECT 1 AS ` + long,
+		`SELECT * FROM U&"` + strings.Repeat(`\00e9`, 12) + `"`,
+	} {
+		if a := Analyze(sql); !a.HasFlag(FlagLongName) {
+			t.Errorf("%.30s…: flags %q", sql, a.Flags)
+		}
+	}
+	for _, sql := range []string{
+		`SELECT * FROM "` + strings.Repeat("e", 70) + `"`, // ASCII: the same 63 bytes everywhere
+		`SELECT '` + long + `'`,                           // a literal, not a name
+		`SELECT * FROM "` + strings.Repeat("é", 20) + `"`, // 40 bytes
+	} {
+		if a := Analyze(sql); a.Class == ClassUnparsed || a.HasFlag(FlagLongName) {
+			t.Errorf("%.30s…: %v %q", sql, a.Err, a.Flags)
+		}
 	}
 }

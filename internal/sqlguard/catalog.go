@@ -45,11 +45,19 @@ type CatalogData struct {
 	// Implicit: functions the server may call with nothing in the text to
 	// say so: those behind operators outside pg_catalog (a type's = and <
 	// serve CASE, IN, USING, DISTINCT, ORDER BY, GROUP BY, GREATEST,
-	// array_position) and the support functions of operator classes
-	// outside pg_catalog.
-	Implicit  []Func
-	Views     map[string][]Func
-	ViewViews map[string][]string
+	// array_position), the support functions of operator classes outside
+	// pg_catalog, cast functions outside pg_catalog (a cast may be
+	// implicit, or to a domain over its target), and the functions of
+	// domain CHECK constraints (they run for any value that becomes of the
+	// domain: a domain over it, a field of a composite, a function's
+	// argument or result, a PL/pgSQL variable).
+	Implicit []Func
+	// AggSupport: for each aggregate (by OID), the OIDs of its support
+	// functions (transition, final, combine, serial, moving): an aggregate
+	// is read-only only if they all are.
+	AggSupport map[uint32][]uint32
+	Views      map[string][]Func
+	ViewViews  map[string][]string
 	// DeclaredReadOnly: "schema.name" of functions an administrator
 	// declares read-only.
 	DeclaredReadOnly []string
@@ -64,8 +72,14 @@ type CatalogData struct {
 // read-only once built.
 type Catalog struct {
 	// builtin: every function name in pg_catalog, and whether every
-	// overload of it is a non-volatile function.
-	builtin map[string]bool
+	// overload of it is a non-volatile function; builtinFuncs the
+	// functions themselves (for attribute notation, which calls any
+	// one-argument function, built-ins included).
+	builtin      map[string]bool
+	builtinFuncs map[string][]Func
+	// byOID: every function, for aggregates' support functions.
+	byOID      map[uint32]Func
+	aggSupport map[uint32][]uint32
 	// user: functions outside pg_catalog, by name.
 	user map[string][]Func
 	// ops: operators outside pg_catalog, by name, as their implementing
@@ -85,14 +99,22 @@ type Catalog struct {
 
 // NewCatalog builds a catalog from what the server's catalog holds.
 func NewCatalog(d CatalogData) *Catalog {
-	c := &Catalog{builtin: map[string]bool{}, user: map[string][]Func{}, ops: d.Operators, casts: d.Casts,
-		views: map[string][]Func{}, declared: map[string]bool{}}
+	c := &Catalog{builtin: map[string]bool{}, builtinFuncs: map[string][]Func{}, user: map[string][]Func{},
+		ops: d.Operators, casts: d.Casts, views: map[string][]Func{}, declared: map[string]bool{},
+		byOID: map[uint32]Func{}, aggSupport: d.AggSupport}
 	for _, f := range d.Builtin {
 		safe, seen := c.builtin[f.Name]
 		c.builtin[f.Name] = (safe || !seen) && f.Volatile != 'v' && f.Kind != 'p'
+		c.builtinFuncs[f.Name] = append(c.builtinFuncs[f.Name], f)
+		if f.OID != 0 {
+			c.byOID[f.OID] = f
+		}
 	}
 	for _, f := range d.User {
 		c.user[f.Name] = append(c.user[f.Name], f)
+		if f.OID != 0 {
+			c.byOID[f.OID] = f
+		}
 	}
 	for _, n := range d.DeclaredReadOnly {
 		c.declared[n] = true
@@ -194,6 +216,23 @@ func (c *Catalog) readOnlyUser(f Func) bool {
 	if ro, ok := c.bodyRO[f.OID]; ok && f.OID != 0 && !ro {
 		return false
 	}
+	if f.Kind == 'a' {
+		// An aggregate does what its support functions do (pg_proc calls
+		// every aggregate immutable).
+		for _, oid := range c.aggSupport[f.OID] {
+			sf, ok := c.byOID[oid]
+			switch {
+			case !ok:
+				return false
+			case sf.Schema == "pg_catalog":
+				if !c.readOnlyBuiltin(sf.Name) {
+					return false
+				}
+			case sf.Kind == 'a' || !c.readOnlyUser(sf):
+				return false
+			}
+		}
+	}
 	return f.Volatile == 'i' || f.Volatile == 's'
 }
 
@@ -284,7 +323,14 @@ func (c *Catalog) NotReadOnly(a *Analysis) []FuncRef {
 		}
 	}
 	for _, name := range a.Attributes {
+		// (x).f is f(x) for any one-argument function, built-in or not,
+		// whatever x's type.
 		for _, fn := range c.user[name] {
+			if fn.takesOne() {
+				c.classifyResolved(fn, &out)
+			}
+		}
+		for _, fn := range c.builtinFuncs[name] {
 			if fn.takesOne() {
 				c.classifyResolved(fn, &out)
 			}

@@ -2,6 +2,7 @@ package sqlguard
 
 import (
 	"errors"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -59,6 +60,44 @@ func tooDeep(sql string) bool {
 			depth--
 		}
 		if chain+maxDepth > maxTreeDepth {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrLongName is what an engine says of a text flagged FlagLongName on a
+// database whose encoding is not UTF-8.
+var ErrLongName = errors.New("identifiers longer than 63 bytes with non-ASCII characters are refused: the server truncates them in the database's encoding, which the analysis cannot know")
+
+// NameLen is how many bytes of an identifier PostgreSQL keeps
+// (NAMEDATALEN-1).
+const NameLen = 63
+
+// longName reports whether sql has an identifier the server may truncate
+// differently than the analysis: PostgreSQL truncates identifiers to 63
+// bytes after converting the text to the database's encoding (in LATIN1
+// "é" is one byte, in UTF-8 two), and the analysis truncates the UTF-8.
+// An ASCII identifier is the same length in every encoding; a Unicode-
+// escaped one (U&"…") may decode to anything.
+func longName(sql string) bool {
+	if len(sql) <= NameLen || Robust(sql) && !strings.Contains(sql, "U&") && !strings.Contains(sql, "u&") {
+		return false
+	}
+	res, err := pg_query.Scan(sql)
+	if err != nil {
+		return false
+	}
+	for _, t := range res.GetTokens() {
+		if t.Token != pg_query.Token_IDENT && t.Token != pg_query.Token_UIDENT {
+			continue
+		}
+		start, end := int(t.Start), int(t.End)
+		if start < 0 || end > len(sql) || end-start <= NameLen {
+			continue
+		}
+		raw := sql[start:end]
+		if t.Token == pg_query.Token_UIDENT || !Robust(raw) {
 			return true
 		}
 	}

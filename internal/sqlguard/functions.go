@@ -28,8 +28,10 @@ var RiskyFunctions = []string{
 	"pg_switch_wal", "pg_create_restore_point", "pg_backup_start", "pg_backup_stop",
 	"pg_start_backup", "pg_stop_backup", "pg_wal_replay_pause", "pg_wal_replay_resume",
 	"pg_log_backend_memory_contexts", "pg_stat_reset*",
-	// Other sessions' statements, literals included, in every database.
-	"pg_stat_get_activity",
+	// Other sessions' statements, literals included, in every database, and
+	// the server's configuration files, behind the views guardrails forbid.
+	"pg_stat_get_activity", "pg_stat_get_backend_*", "pg_show_all_file_settings",
+	"pg_hba_file_rules", "pg_ident_file_mappings",
 	// Replication slots and origins: logical decoding reads every change.
 	"pg_create_logical_replication_slot", "pg_create_physical_replication_slot",
 	"pg_copy_logical_replication_slot", "pg_copy_physical_replication_slot",

@@ -795,6 +795,9 @@ func (w *walker) copyStmt(s *pg.CopyStmt) {
 	case s.Filename != "":
 		w.flag(FlagCopyToFile)
 	}
+	if s.IsFrom && s.Filename == "" && !s.IsProgram {
+		w.flag(FlagCopyFromStdin)
+	}
 	if s.Relation != nil {
 		// COPY needs the privilege its direction implies, as in PostgreSQL:
 		// INSERT to copy in, SELECT to copy out.
@@ -892,6 +895,11 @@ func (w *walker) rangeVar(r *pg.RangeVar, act Class) {
 	t := qualify(r, false)
 	w.tables.add(t)
 	w.acc.add(Access{Action: act.Action(), Table: t})
+	if act == ClassLock {
+		// A lock on a system catalog stalls everything that reads it
+		// (the gateway's own function catalog included).
+		w.catalogWrite(t)
+	}
 }
 
 // createTarget records a relation a statement creates.

@@ -121,6 +121,9 @@ func (s *session) backend(ctx context.Context) error {
 					x.rec.Rows += commandRows(body)
 				}
 				if typ == 'C' {
+					if x.copyIn {
+						s.copyEnded(x, false)
+					}
 					s.completed(x)
 				}
 				if x.kind == 'E' {
@@ -130,6 +133,11 @@ func (s *session) backend(ctx context.Context) error {
 			}
 			s.be.plan, s.be.planFor = nil, nil
 		case 'E':
+			if x := s.head(); x != nil && x.copyIn {
+				if err := s.copyEnded(x, true); err != nil {
+					return err
+				}
+			}
 			out = s.onUpstreamError(body)
 			s.be.plan, s.be.planFor = nil, nil
 		case 'Z':
@@ -154,6 +162,12 @@ func (s *session) backend(ctx context.Context) error {
 			if len(body) > 0 && body[0] == 1 && s.masker != nil {
 				return &fatal{code: codeFeatureNotSupported, msg: "gatehouse: binary COPY TO is not allowed while results are masked; use text or csv format"}
 			}
+		case 'G': // CopyInResponse: the upstream now reads COPY data
+			if x := s.head(); x != nil && (x.kind == 'E' || x.kind == 'Q') {
+				s.mu.Lock()
+				x.copyIn = true
+				s.mu.Unlock()
+			}
 		}
 	deliver:
 		s.cwMu.Lock()
@@ -171,6 +185,39 @@ func (s *session) backend(ctx context.Context) error {
 		}
 		s.cwMu.Unlock()
 	}
+}
+
+// copyEnded drops the Syncs the upstream ignored because it read them in
+// COPY FROM STDIN mode (copyfromparse.c reads and drops Sync and Flush
+// while copying). After a successful COPY every Sync sent during it was
+// read in copy mode. After an error the upstream stops reading COPY data
+// where the error struck, and the next Sync it reads ends the error: a
+// Sync sent before any CopyData was certainly read in copy mode, but one
+// sent after some may have been read either way, and the session cannot
+// be followed any more.
+func (s *session) copyEnded(x *expect, failed bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x.copyIn = false
+	kept := s.queue[:0]
+	var unsure bool
+	for _, y := range s.queue {
+		if y.kind == 'S' && y.copyOf == x {
+			if failed && y.afterData {
+				unsure = true
+			} else {
+				continue
+			}
+		}
+		kept = append(kept, y)
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	s.broadcastLocked()
+	if unsure {
+		return &fatal{code: codeProtocolViolation, msg: "gatehouse: a Sync sent during COPY FROM STDIN after its data, and the COPY failed: the session cannot be followed; send Sync only after CopyDone"}
+	}
+	return nil
 }
 
 // popConfirm pops the expectation a ParseComplete, BindComplete or
@@ -211,6 +258,9 @@ func (s *session) completed(x *expect) {
 	case 'E':
 		s.applyEffects(x.effects)
 	}
+	if x.schema {
+		s.schemaDirty = true
+	}
 	s.broadcastLocked()
 	s.mu.Unlock()
 	if x.schema {
@@ -243,6 +293,13 @@ func (s *session) readyForQuery(body []byte) []*expect {
 	s.lex.ranSinceRFQ = false
 	if len(body) > 0 {
 		s.txStatus = body[0]
+	}
+	if s.schemaDirty {
+		// Inside a transaction the catalog's reader does not see the
+		// change yet: reread at every ReadyForQuery until it is
+		// committed (or rolled back).
+		s.invalidateCatalog()
+		s.schemaDirty = s.txStatus != 'I'
 	}
 	s.broadcastLocked()
 	return out

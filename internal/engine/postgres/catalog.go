@@ -64,8 +64,13 @@ func (s *session) columnNames(ctx context.Context, fields []pgproto3.FieldDescri
 	return s.catalog.names, nil
 }
 
+// agentParams are the startup parameters of the engine's own catalog
+// connections: short lock and statement timeouts, so that a lock on a
+// system catalog (LOCK pg_proc in someone's open transaction) makes a
+// catalog read fail fast instead of stalling every session behind it.
 func agentParams(db string) agent.PostgresParams {
-	return agent.PostgresParams{Database: db, Runtime: map[string]string{"client_encoding": "UTF8", "application_name": "gatehouse-catalog"}}
+	return agent.PostgresParams{Database: db, Runtime: map[string]string{"client_encoding": "UTF8", "application_name": "gatehouse-catalog",
+		"search_path": "pg_catalog", "lock_timeout": "2s", "statement_timeout": "10s"}}
 }
 
 // lookup runs one catalog query for the given table OIDs. The OIDs are

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -39,7 +40,12 @@ type frontState struct {
 	// would start a new transaction before the server reported its
 	// settings (readonly.go).
 	txEnded bool
-	seq     uint64
+	// copyFrom: the last forwarded Query or Execute may start COPY FROM
+	// STDIN, and no CopyDone or CopyFail has been sent since; copyData:
+	// CopyData has been sent since.
+	copyFrom *expect
+	copyData bool
+	seq      uint64
 }
 
 // portalInfo is what a Bind made a portal from.
@@ -50,6 +56,8 @@ type portalInfo struct {
 	// executes are what the statement's EXECUTEs meant at Bind, rechecked
 	// at each Execute.
 	executes []*stmtDef
+	// writes: the Bind's decision allowed a write (readonly.go).
+	writes bool
 }
 
 func newFrontState() *frontState {
@@ -64,7 +72,7 @@ func (s *session) frontend(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if s.roBase && !s.fe.inBatch && (typ == 'Q' || typ == 'P' || typ == 'B' || typ == 'E') {
+		if s.roBase && !s.fe.inBatch && (typ == 'Q' || typ == 'P' || typ == 'B' || typ == 'E' || typ == 'D' || typ == 'C') {
 			if err := s.settleWall(ctx); err != nil {
 				return err
 			}
@@ -89,11 +97,20 @@ func (s *session) frontend(ctx context.Context) error {
 			err = s.onClose(ctx, body)
 			s.fe.inBatch = true
 		case 'S':
-			s.push(&expect{kind: 'S'})
+			// A Sync the server reads during COPY FROM STDIN is ignored
+			// (copyfromparse.c); which ones it reads there is known only
+			// once the COPY has started or failed (backend.go).
+			s.push(&expect{kind: 'S', copyOf: s.fe.copyFrom, afterData: s.fe.copyData})
 			err = writeFrame(s.uw, typ, body)
 			s.fe.inBatch, s.fe.txEnded = false, false
 		case 'H', 'd', 'c', 'f':
 			// Flush and COPY data: COPY was decided when its statement was.
+			switch {
+			case typ == 'c' || typ == 'f':
+				s.fe.copyFrom = nil // CopyDone or CopyFail ends COPY FROM STDIN
+			case typ == 'd' && s.fe.copyFrom != nil:
+				s.fe.copyData = true
+			}
 			err = writeFrame(s.uw, typ, body)
 			if typ == 'H' {
 				err = errors.Join(err, s.uw.Flush())
@@ -206,7 +223,14 @@ func (s *session) onQuery(ctx context.Context, body []byte) error {
 	delete(s.fe.portalDescribed, "")
 	delete(s.fe.portal, "")
 	x := &expect{kind: 'Q'}
-	x.deny = s.precheck(ctx, sql)
+	if s.roBase && s.fe.txEnded {
+		// A simple query after a COMMIT of the same batch would start a
+		// transaction before the server reported its settings.
+		x.deny = s.deny(codeInsufficientPrivilege, "gatehouse: in a read-only session a transaction may end only at the end of a batch; send a Sync after COMMIT or ROLLBACK")
+	}
+	if x.deny == nil {
+		x.deny = s.precheck(ctx, sql)
+	}
 	var a *sqlguard.Analysis
 	if x.deny == nil {
 		a, x.deny = s.analyze(ctx, sql)
@@ -237,6 +261,9 @@ func (s *session) onQuery(ctx context.Context, body []byte) error {
 		}
 		x.effects = nil
 		return writeFrame(s.uw, 'Q', append([]byte(x.deny.marker), 0))
+	}
+	if a != nil && a.HasFlag(sqlguard.FlagCopyFromStdin) {
+		s.fe.copyFrom, s.fe.copyData = x, false
 	}
 	return writeFrame(s.uw, 'Q', body)
 }
@@ -364,9 +391,10 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 	if err != nil {
 		return protocolError("malformed Parse message: %v", err)
 	}
-	name = pgName(name)
-	x := &expect{kind: 'P', name: name}
-	if strings.HasPrefix(name, privatePrefix) {
+	x := &expect{kind: 'P', name: pgName(name)}
+	x.deny = s.badName(name)
+	name = x.name
+	if x.deny == nil && strings.HasPrefix(name, privatePrefix) {
 		x.deny = s.deny(codeInsufficientPrivilege, fmt.Sprintf("gatehouse: prepared statement names starting with %q are reserved", privatePrefix))
 	}
 	if x.deny == nil {
@@ -407,13 +435,20 @@ func (s *session) onParse(ctx context.Context, body []byte) error {
 			upstream = x.def.upstream
 		}
 		x.rec = nil // executions are recorded one by one
-		if err := s.adjustWall(dec.writes); err != nil {
+		// A held statement's wall is lowered at its Bind, once approved.
+		if err := s.adjustWall(dec.writes && dec.hold == nil); err != nil {
 			return err
 		}
 	}
 	s.push(x)
 	if x.deny != nil {
-		sub := append([]byte(name), 0)
+		subName := name
+		if !utf8.ValidString(subName) {
+			// A truncated name the server would reject as bad UTF-8
+			// before the marker: the marker names the statement too.
+			subName, x.name = x.deny.marker, x.deny.marker
+		}
+		sub := append([]byte(subName), 0)
 		sub = append(sub, x.deny.marker...)
 		sub = append(sub, 0, 0, 0) // no parameter types
 		return writeFrame(s.uw, 'P', sub)
@@ -470,6 +505,10 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	if err != nil {
 		return protocolError("malformed Bind message: %v", err)
 	}
+	bad := s.badName(b.portal)
+	if bad == nil {
+		bad = s.badName(b.stmt)
+	}
 	b.portal, b.stmt = pgName(b.portal), pgName(b.stmt)
 	if f := s.recheck(); f != nil { // expiry.go: a Bind runs a statement decided earlier
 		return f
@@ -479,7 +518,9 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 	s.fe.portalDescribed[b.portal] = false
 	var pi *portalInfo
 	upstream := b.stmt
-	if strings.HasPrefix(b.stmt, privatePrefix) {
+	if bad != nil {
+		x.deny = bad
+	} else if strings.HasPrefix(b.stmt, privatePrefix) {
 		x.deny = s.undefinedStatement(b.stmt)
 	} else {
 		o, err := s.resolveSettled(ctx, b.stmt, false)
@@ -491,6 +532,13 @@ func (s *session) onBind(ctx context.Context, body []byte) error {
 				return f
 			} else if x.deny == nil {
 				s.fe.portal[b.portal] = pi
+				wall := s.adjustWall
+				if pi.writes {
+					wall = func(bool) error { return s.lowerWallForBind() }
+				}
+				if err := wall(pi.writes); err != nil {
+					return err
+				}
 				// The backend derives the portal's columns from the
 				// statement's description only if the client described
 				// this very definition before this Bind.
@@ -543,6 +591,7 @@ func (s *session) decideBind(ctx context.Context, b *bindMsg, o outcome) (*porta
 		if dec.deny != nil || dec.fatal != nil {
 			return nil, "", dec.deny, dec.fatal
 		}
+		pi.writes = pi.writes || dec.writes
 		for _, st := range def.a.Statements {
 			for _, name := range st.Executes {
 				eo := s.resolve(pgName(name))
@@ -661,6 +710,11 @@ func (s *session) onDescribe(ctx context.Context, body []byte) error {
 	if !ok {
 		return protocolError("malformed Describe message")
 	}
+	if d := s.badName(name); d != nil {
+		x := &expect{kind: 'D', describe: 'S', name: d.marker, deny: d}
+		s.push(x)
+		return writeFrame(s.uw, 'D', append(append([]byte{'S'}, d.marker...), 0))
+	}
 	name = pgName(name)
 	x := &expect{kind: 'D', describe: body[0], name: name}
 	if body[0] == 'S' {
@@ -705,6 +759,11 @@ func (s *session) onExecute(body []byte) error {
 	if !ok {
 		return protocolError("malformed Execute message")
 	}
+	if d := s.badName(portal); d != nil {
+		x := &expect{kind: 'E', name: d.marker, deny: d}
+		s.push(x)
+		return writeFrame(s.uw, 'E', append(append([]byte(d.marker), 0), 0, 0, 0, 0))
+	}
 	portal = pgName(portal)
 	pi := s.fe.portal[portal]
 	x := &expect{kind: 'E', name: portal}
@@ -724,10 +783,15 @@ func (s *session) onExecute(body []byte) error {
 		}
 		x.effects = portalEffects(pi.def)
 	}
+	if pi != nil && pi.def != nil && pi.def.a.HasFlag(sqlguard.FlagCopyFromStdin) {
+		s.fe.copyFrom, s.fe.copyData = x, false
+	}
 	// The backend must know the columns of every result it masks; when the
 	// client described neither the portal nor its statement, ask upstream
-	// ourselves and keep the answer from the client.
-	if !s.fe.portalDescribed[portal] {
+	// ourselves and keep the answer from the client. A named portal is
+	// always described afresh: SQL CLOSE and DECLARE, and the end of a
+	// transaction, replace it behind the protocol's back.
+	if !s.fe.portalDescribed[portal] || portal != "" {
 		d := append([]byte{'P'}, portal...)
 		d = append(d, 0)
 		s.push(&expect{kind: 'D', describe: 'P', name: portal, swallow: true})
@@ -781,6 +845,12 @@ func (s *session) onClose(ctx context.Context, body []byte) error {
 	name, _, ok := cstring(body[1:])
 	if !ok {
 		return protocolError("malformed Close message")
+	}
+	if d := s.badName(name); d != nil {
+		// Nothing to close under a name the model cannot key: the client
+		// gets its CloseComplete and nothing changes.
+		s.push(&expect{kind: 'C', describe: 'S', name: d.marker})
+		return writeFrame(s.uw, 'C', append(append([]byte{'S'}, d.marker...), 0))
 	}
 	name = pgName(name)
 	x := &expect{kind: 'C', describe: body[0], name: name}

@@ -180,6 +180,13 @@ UNION ALL
 SELECT 'v', fn.nsp, fn.name, fn.vol, fn.kind, fn.secdef, rules.vnsp, rules.vname, fn.oid::text, '', ''
   FROM rules JOIN fn ON fn.oid = rules.refobjid WHERE rules.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
 UNION ALL
+SELECT 'a', '', '', '', '', '', a.aggfnoid::pg_catalog.oid::text, s.f::text, '', '', ''
+  FROM pg_catalog.pg_aggregate a
+  JOIN pg_catalog.pg_proc p ON p.oid = a.aggfnoid JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+  CROSS JOIN LATERAL unnest(ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
+                                  a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::pg_catalog.oid[]) s(f)
+ WHERE s.f <> 0 AND n.nspname <> 'pg_catalog'
+UNION ALL
 SELECT 'w', rules.vnsp, rules.vname, '', '', '', rn.nspname::text, rv.relname::text, '', '', ''
   FROM rules JOIN pg_catalog.pg_class rv ON rv.oid = rules.refobjid
   JOIN pg_catalog.pg_namespace rn ON rn.oid = rv.relnamespace
@@ -198,11 +205,21 @@ func (s *session) loadCatalog(ctx context.Context, bodies *sqlguard.BodyCache) (
 	}
 	d := sqlguard.CatalogData{Operators: map[string][]sqlguard.Func{}, Casts: map[string][]sqlguard.Func{},
 		Views: map[string][]sqlguard.Func{}, ViewViews: map[string][]string{}, DeclaredReadOnly: s.target.ReadOnlyFunctions,
-		Bodies: bodies}
+		AggSupport: map[uint32][]uint32{},
+		Bodies:     bodies}
 	rows := 0
 	err = simpleQuery(up.Conn, catalogQuery, 11, func(v []string) error {
 		if rows++; rows > maxCatalogRows {
 			return fmt.Errorf("more than %d catalog rows", maxCatalogRows)
+		}
+		if v[0] == "a" {
+			agg, err1 := strconv.ParseUint(v[6], 10, 32)
+			sup, err2 := strconv.ParseUint(v[7], 10, 32)
+			if err1 != nil || err2 != nil {
+				return errors.New("catalog row: bad aggregate support")
+			}
+			d.AggSupport[uint32(agg)] = append(d.AggSupport[uint32(agg)], uint32(sup))
+			return nil
 		}
 		if v[0] == "w" {
 			view := sqlguard.QualifiedName(v[1], v[2])
@@ -234,6 +251,7 @@ func (s *session) loadCatalog(ctx context.Context, bodies *sqlguard.BodyCache) (
 			d.Implicit = append(d.Implicit, f)
 		case "c":
 			d.Casts[v[6]] = append(d.Casts[v[6]], f)
+			d.Implicit = append(d.Implicit, f)
 		case "v":
 			view := sqlguard.QualifiedName(v[6], v[7])
 			d.Views[view] = append(d.Views[view], f)

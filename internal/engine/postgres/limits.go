@@ -47,23 +47,49 @@ func (s *session) checkSize(sql string) *denial {
 // holds more statements than allowed.
 func (s *session) analyze(ctx context.Context, sql string) (*sqlguard.Analysis, *denial) {
 	if len(sql) >= largeQuery {
+		// One large text at a time per principal, then one of the
+		// gateway's few slots: an agent with many sessions queues behind
+		// itself, not in front of everyone else.
 		t := time.NewTimer(parseSlotWait)
 		defer t.Stop()
-		select {
-		case s.e.parseSlots <- struct{}{}:
-			defer func() { <-s.e.parseSlots }()
-		case <-t.C:
-			return nil, s.deny(codeProgramLimitExceeded, "gatehouse: the gateway is busy analysing other large statements; retry")
-		case <-ctx.Done():
-			return nil, s.deny(codeAdminShutdown, "gatehouse: the session is ending")
+		mine := s.e.principalSlot(s.gs.PrincipalUID())
+		for _, slot := range []chan struct{}{mine, s.e.parseSlots} {
+			select {
+			case slot <- struct{}{}:
+				defer func() { <-slot }()
+			case <-t.C:
+				return nil, s.deny(codeProgramLimitExceeded, "gatehouse: the gateway is busy analysing other large statements; retry")
+			case <-ctx.Done():
+				return nil, s.deny(codeAdminShutdown, "gatehouse: the session is ending")
+			}
 		}
 	}
 	a := s.e.opts.Analyzer.Analyze(sql)
 	if errors.Is(a.Err, sqlguard.ErrTooComplex) {
 		return a, s.deny("54001", "gatehouse: "+sqlguard.ErrTooComplex.Error())
 	}
+	if a.HasFlag(sqlguard.FlagLongName) && !s.serverUTF8 {
+		return a, s.deny("42622", "gatehouse: "+sqlguard.ErrLongName.Error())
+	}
 	if len(a.Statements) > s.e.opts.MaxStatements {
 		return a, s.deny(codeProgramLimitExceeded, fmt.Sprintf("gatehouse: one query string may hold at most %d statements (postgres.max_statements)", s.e.opts.MaxStatements))
 	}
 	return a, nil
+}
+
+// principalSlot is the semaphore of one large parse at a time for a
+// principal. Entries are kept: there are as many as principals that ever
+// sent a large text, which tokens bound.
+func (e *Engine) principalSlot(uid string) chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bigParse == nil {
+		e.bigParse = map[string]chan struct{}{}
+	}
+	c, ok := e.bigParse[uid]
+	if !ok {
+		c = make(chan struct{}, 1)
+		e.bigParse[uid] = c
+	}
+	return c
 }

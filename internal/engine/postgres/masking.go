@@ -161,12 +161,16 @@ func (s *session) maskNotice(body []byte) []byte {
 		rest = r
 		out = append(out, code)
 		switch code {
-		case 'M', 'D', 'H', 'W':
+		case 'S', 'V', 'C', 'P', 'p', 'F', 'L', 'R':
+			// Severity, code, positions and the server's source
+			// location: no value of the client's data.
+			out = append(out, v...)
+		default:
+			// Message, detail, hint, context, internal query, and the
+			// names of schema, table, column, type and constraint.
 			before := len(out)
 			out = s.masker.Mask(out, []byte(v))
 			changed = changed || string(out[before:]) != v
-		default:
-			out = append(out, v...)
 		}
 		out = append(out, 0)
 	}

@@ -41,6 +41,18 @@ type stmtEffect struct {
 // them the same way.
 const nameLen = 63
 
+// badName refuses a statement or portal name the server may key
+// differently than the model: one longer than it keeps with non-ASCII
+// bytes, which a server whose database is not in UTF-8 truncates after
+// converting it to that encoding. In UTF-8 the server keys the first 63
+// bytes, as the model does.
+func (s *session) badName(name string) *denial {
+	if len(name) > nameLen && !s.serverUTF8 && !sqlguard.Robust(name) {
+		return s.deny("42622", "gatehouse: "+sqlguard.ErrLongName.Error())
+	}
+	return nil
+}
+
 // pgName is name as the server keys it.
 func pgName(name string) string {
 	if len(name) > nameLen {

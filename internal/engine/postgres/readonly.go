@@ -59,6 +59,37 @@ func (s *session) adjustWall(writes bool) error {
 	return nil
 }
 
+// lowerWallForBind lowers the wall for a write the policy allowed at a
+// Bind (a held statement, once approved). A Bind usually comes in the same
+// batch as its Parse, inside the implicit transaction that Parse began, read
+// only: when nothing but Parse, Describe and Close is in flight (nothing of
+// the batch has run), the engine ends that transaction with a Sync of its
+// own, then lowers the wall, so the approved write runs in a new
+// transaction. Otherwise the write is refused by the server (25006).
+func (s *session) lowerWallForBind() error {
+	if !s.roBase || s.target.ReadOnly {
+		return nil
+	}
+	s.mu.Lock()
+	on, split := s.roOn, !s.skipping && s.txStatus == 'I'
+	for _, x := range s.queue {
+		if x.injected || (x.kind != 'P' && x.kind != 'D' && x.kind != 'C') {
+			split = false
+		}
+	}
+	s.mu.Unlock()
+	if !on || !split {
+		return nil
+	}
+	if s.fe.inBatch {
+		s.push(&expect{kind: 'S', injected: true})
+		if err := writeFrame(s.uw, 'S', nil); err != nil {
+			return err
+		}
+	}
+	return s.injectWall(false)
+}
+
 // settleWall holds the start of a batch in a read-only session until the
 // server has answered everything sent before it: a setting an earlier
 // statement changed is reported only before its ReadyForQuery, and the

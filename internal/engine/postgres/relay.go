@@ -45,6 +45,9 @@ type session struct {
 
 	target Target // the connection as configured
 	roBase bool   // read-only by its principal: the second wall applies (readonly.go)
+	// serverUTF8: the database's encoding is UTF-8, so names are kept as
+	// the client sends them (badName, FlagLongName).
+	serverUTF8 bool
 
 	// Guarded by mu: the session's model of the upstream, as confirmed by
 	// the upstream's answers (prepared.go, lexical.go).
@@ -56,6 +59,11 @@ type session struct {
 	changed  chan struct{} // closed and replaced when waiters should look again
 	waiters  int
 	ended    bool // the backend goroutine has stopped
+	// schemaDirty: a statement that may change functions completed since
+	// the last ReadyForQuery outside a transaction; until one, the function
+	// catalog is reread at every ReadyForQuery (its reader sees only what
+	// is committed).
+	schemaDirty bool
 	// skipping: the upstream is discarding every message until the next
 	// Sync, after an error in the extended protocol (PostgresMain's
 	// ignore_till_sync), and the client has not sent that Sync yet.
@@ -89,6 +97,13 @@ type expect struct {
 	schema bool
 	// injected marks a query of the gateway's own, answered to nobody.
 	injected bool
+	// For COPY FROM STDIN: copyIn marks a Query or Execute whose COPY the
+	// upstream started (CopyInResponse); copyOf marks a Sync sent while
+	// that COPY may be running, which the upstream ignores if it reads it
+	// in copy mode; afterData, one sent after CopyData.
+	copyIn    bool
+	copyOf    *expect
+	afterData bool
 }
 
 type denial struct {

@@ -92,8 +92,9 @@ type Engine struct {
 	mu   sync.Mutex
 	keys map[uint32]*cancelKey // by the pid the client was given
 
-	cats       catalogs      // function catalogs, by connection and database (funcs.go)
-	parseSlots chan struct{} // large texts parsed at once (limits.go)
+	cats       catalogs                 // function catalogs, by connection and database (funcs.go)
+	parseSlots chan struct{}            // large texts parsed at once (limits.go)
+	bigParse   map[string]chan struct{} // one large parse per principal (limits.go); guarded by mu
 
 	wg sync.WaitGroup
 }

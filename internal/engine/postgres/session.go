@@ -311,6 +311,7 @@ func (s *session) attach(up *agent.PostgresConn) *fatal {
 	if v, ok := up.ParameterStatus["default_transaction_read_only"]; ok {
 		s.roOn = v == "on"
 	}
+	s.serverUTF8 = up.ParameterStatus["server_encoding"] == "UTF8"
 	s.up = up
 	s.ur = newFrameReader(up.Conn, s.e.opts.MaxMessage)
 	s.uw = bufio.NewWriterSize(up.Conn, 32<<10)
