@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 )
 
 // TestFirstHourCLI runs, as a new user would, the commands issue 12 found
@@ -84,5 +85,84 @@ func TestSelfCommand(t *testing.T) {
 		if got := selfCommand(tt.arg0); got != tt.want {
 			t.Errorf("selfCommand(%q) = %q, want %q", tt.arg0, got, tt.want)
 		}
+	}
+}
+
+// TestRecordFilter: `audit tail` and `sessions list` select by agent,
+// human (a user principal or the human an agent acts for), connection and
+// time.
+func TestRecordFilter(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	type rec struct {
+		principal, onBehalf, conn string
+		at                        time.Time
+	}
+	bot := rec{`Agent::"report-bot"`, "alice@example.com", "pg", now.Add(-30 * time.Minute)}
+	alice := rec{`User::"alice@example.com"`, "", "warehouse", now.Add(-3 * time.Hour)}
+	other := rec{`Agent::"ci"`, "bob@example.com", "pg", now.Add(-time.Minute)}
+	tests := []struct {
+		name   string
+		filter recordFilter
+		want   []rec
+	}{
+		{"none", recordFilter{}, []rec{bot, alice, other}},
+		{"agent", recordFilter{agent: "report-bot"}, []rec{bot}},
+		{"human as actor or principal", recordFilter{human: "alice@example.com"}, []rec{bot, alice}},
+		{"connection", recordFilter{connection: "pg"}, []rec{bot, other}},
+		{"since a duration", recordFilter{since: "1h"}, []rec{bot, other}},
+		{"until a time", recordFilter{until: "2026-11-01T11:00:00Z"}, []rec{alice}},
+		{"combined", recordFilter{connection: "pg", human: "bob@example.com", since: "2h"}, []rec{other}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.filter
+			f.scan, f.maxScan = 10, 10
+			if err := f.parse(now); err != nil {
+				t.Fatal(err)
+			}
+			var got []rec
+			for _, r := range []rec{bot, alice, other} {
+				if f.match(r.principal, r.onBehalf, r.conn, r.at) {
+					got = append(got, r)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+	if err := (&recordFilter{since: "yesterday", scan: 1, maxScan: 1}).parse(now); err == nil {
+		t.Fatal("--since yesterday parsed")
+	}
+}
+
+// TestAuditTailShowsStatementAndFilters: the text form names the statement
+// a decision was about, and --agent selects one agent's events.
+func TestAuditTailShowsStatementAndFilters(t *testing.T) {
+	line := formatEvent(audit.Event{Index: 7, Kind: audit.KindDecision, Principal: `Agent::"a"`, Connection: "pg", Action: "sql:delete",
+		Decision: "deny", Details: map[string]string{"statement": "DELETE FROM users WHERE id = $1"}})
+	if !strings.Contains(line, `statement="DELETE FROM users WHERE id = $1"`) || !strings.Contains(line, `connection="pg"`) {
+		t.Fatalf("text form: %s", line)
+	}
+
+	dir := t.TempDir()
+	startUp(t, dir)
+	g := gatehouse{t, dir}
+	g.ok("token", "issue", "--agent", "one", "--on-behalf-of", "alice@example.com", "--connection", "pg", "--scope", "read")
+	g.ok("token", "issue", "--agent", "two", "--on-behalf-of", "bob@example.com", "--connection", "pg", "--scope", "read")
+	out := g.ok("audit", "tail", "--agent", "one")
+	if !strings.Contains(out, `principal="Agent::\"one\""`) || strings.Contains(out, `Agent::\"two\"`) {
+		t.Fatalf("audit tail --agent one:\n%s", out)
+	}
+	if out := g.ok("audit", "tail", "--human", "bob@example.com", "--since", "1h"); !strings.Contains(out, `Agent::\"two\"`) || strings.Contains(out, `Agent::\"one\"`) {
+		t.Fatalf("audit tail --human bob:\n%s", out)
+	}
+	if out := g.ok("audit", "tail", "--until", "1h"); strings.Contains(out, "token.issue") {
+		t.Fatalf("audit tail --until 1h (ago) shows new events:\n%s", out)
 	}
 }

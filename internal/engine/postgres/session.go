@@ -56,7 +56,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 		e.refuseHandshake(conn, err, handshake)
 		return
 	}
-	gs, err := e.opts.Pipeline.Authenticate(ctx, token, connection, "postgres", source)
+	gs, err := e.opts.Pipeline.Authenticate(ctx, token, connection, protocolOf(c), source)
 	authenticated()
 	switch {
 	case errors.Is(err, gateway.ErrAuth):
@@ -114,7 +114,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 	c.SetDeadline(time.Time{})
 	e.auditSession(gs, audit.Event{Kind: "session.start", Details: map[string]string{"database": s.database, "application_name": startup.Parameters["application_name"]}})
 	if e.opts.Recorder != nil {
-		e.opts.Recorder.SessionStarted(store.RecSession{ID: gs.ID, Protocol: "postgres", Connection: connection, Principal: gs.PrincipalUID(),
+		e.opts.Recorder.SessionStarted(store.RecSession{ID: gs.ID, Protocol: gs.Protocol, Connection: connection, Principal: gs.PrincipalUID(),
 			OnBehalfOf: gs.Claims.Actor, Database: s.database, Source: source, Application: startup.Parameters["application_name"], Start: time.Now().UTC()})
 	}
 	reason := s.relay(ctx)
