@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -142,6 +143,34 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 	return c, nil
 }
 
+// gaugeFuncs registers the metrics read at each scrape from the parts
+// that hold them: agents connected, their tunnel streams, approvals
+// pending (docs/metrics.md).
+func (g *Gateway) gaugeFuncs() {
+	g.Metrics.GaugeFunc("gatehouse_agents_connected", "Agents with a tunnel to this gateway node (the in-process agent included).",
+		func() float64 { return float64(len(g.Agents.Agents())) })
+	g.Metrics.GaugeFunc("gatehouse_tunnel_streams", "Streams open over agent tunnels (one per upstream session, plus control streams).",
+		func() float64 {
+			n := 0
+			for _, a := range g.Agents.Agents() {
+				n += a.Streams
+			}
+			return float64(n)
+		})
+	if g.Approvals != nil {
+		g.Metrics.GaugeFunc("gatehouse_approvals_pending", "Approval requests waiting for a human's decision.",
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				as, err := g.Approvals.List(ctx, approval.Pending)
+				if err != nil {
+					return math.NaN() // unknown, not zero
+				}
+				return float64(len(as))
+			})
+	}
+}
+
 // knownConnections names every connection a token may be issued for: the
 // config's own, those enrolled (unrevoked) agents serve, and the MCP
 // tools' gatehouse connection.
@@ -255,6 +284,8 @@ type Gateway struct {
 	// Listen opens each listener (nil: net.Listen); tests replace it to
 	// reach the sockets.
 	Listen func(network, address string) (net.Listener, error)
+	// metricsToken guards /metrics (metrics.token), resolved at start.
+	metricsToken string
 
 	servers []*http.Server
 	// listeners are the accept loops readiness checks (listeners.go);
@@ -291,6 +322,15 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		core.Close(ctx)
 		return nil, err
 	}
+	if ref := cfg.Metrics.Token; ref != "" {
+		// Asked for, so fail closed: no open /metrics for a token that
+		// does not resolve.
+		if g.metricsToken, err = ref.Resolve(); err != nil {
+			core.Close(ctx)
+			return nil, fmt.Errorf("metrics.token: %w", err)
+		}
+	}
+	g.gaugeFuncs()
 	g.Analyzer = sqlguard.NewAnalyzer(20000)
 	if cfg.MaskingEnabled() {
 		if g.Masker, err = loadMasker(cfg); err != nil {
@@ -412,7 +452,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		srv := &http.Server{
 			Handler: (&api.Server{
 				Admin: g.Admin, WithActor: WithActor, Identity: g.Identity, Audit: g.Audit,
-				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
+				Metrics: g.Metrics.Handler(), MetricsToken: g.metricsToken, Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
 			}).Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Without it a keep-alive connection that made one request may

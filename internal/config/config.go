@@ -38,6 +38,7 @@ type Config struct {
 	Connections           []Connection    `yaml:"connections"`
 	Agents                Agents          `yaml:"agents"`
 	Limits                Limits          `yaml:"limits"`
+	Metrics               Metrics         `yaml:"metrics"`
 
 	// path is the file this config was read from; relative paths in it are
 	// relative to that file's directory.
@@ -111,6 +112,13 @@ type PostgresEngine struct {
 	// MaxStatements bounds the statements in one query string (default
 	// 10,000).
 	MaxStatements int `yaml:"max_statements"`
+}
+
+// Metrics configures /metrics on the API listener.
+type Metrics struct {
+	// Token, if set (env:NAME or file:PATH), must be presented as
+	// "Authorization: Bearer TOKEN" to read /metrics.
+	Token Secret `yaml:"token"`
 }
 
 // Masking configures result masking.
@@ -428,6 +436,7 @@ func (c *Config) UnresolvedSecrets() []SecretProblem {
 		check(fmt.Sprintf("approvals.webhooks[%d].secret", i), w.Secret)
 	}
 	check("masking.key", c.Masking.Key)
+	check("metrics.token", c.Metrics.Token)
 	return out
 }
 

@@ -135,7 +135,7 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	}
 	p.countToken(nil)
 	s := newSession(c, gen, connection, protocol, source)
-	release, limit, err := p.reserve(s.uid)
+	release, limit, err := p.reserve(s.uid, protocol, connection)
 	if err != nil {
 		p.refuseSession(ctx, s, limit, err)
 		return nil, err

@@ -54,6 +54,9 @@ type Metrics struct {
 	SessionsRefused *prometheus.CounterVec
 	// SessionsOpen is the number of authenticated sessions holding a slot.
 	SessionsOpen prometheus.Gauge
+	// SessionsActive is the number of open sessions by engine (postgres,
+	// mcp) and connection.
+	SessionsActive *prometheus.GaugeVec
 	// UpstreamDialFailures counts failed upstream dials by engine,
 	// connection and reason (agent.Reason*: upstream, credential,
 	// unreachable, tls, no_agent, database, other).
@@ -117,12 +120,15 @@ func New() *Metrics {
 		SessionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_sessions_open", Help: "Authenticated sessions open (each holds a slot under limits.sessions).",
 		}),
+		SessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_sessions_active", Help: "Open sessions by engine (postgres, mcp) and connection.",
+		}, []string{"engine", "connection"}),
 		UpstreamDialFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_dial_failures_total", Help: "Failed upstream dials by engine, connection and reason (upstream, credential, unreachable, tls, no_agent, database, other).",
 		}, []string{"engine", "connection", "reason"}),
 	}
 	r.MustRegister(m.Decisions, m.TokenChecks, m.AuditAppend, m.AuditDurable, m.AuditQueueWaits, m.AuditQueueWait, m.AuditEvents, m.AuditErrors, m.PolicyReloads,
-		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen, m.UpstreamDialFailures,
+		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen, m.SessionsActive, m.UpstreamDialFailures,
 		m.AuditCheckpoints, m.AuditSigningRefused, m.AuditExternalErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
