@@ -144,6 +144,10 @@ type Log struct {
 	queue chan *Pending
 	stop  chan struct{}
 	abort chan struct{} // closed when Close gives up waiting
+	// closing is closed when Close begins, before it takes mu: producers
+	// waiting for room give up (ErrClosed) rather than hold Close off.
+	closing     chan struct{}
+	closingOnce sync.Once
 	done  chan struct{}
 
 	mu     sync.RWMutex // guards closed against sends on queue
@@ -217,6 +221,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		queue:      make(chan *Pending, opts.QueueSize),
 		stop:       make(chan struct{}),
 		abort:      make(chan struct{}),
+		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
 		rng:        rangeFactory.NewEmptyRange(0),
 		heads:      make(chan head, 1),
@@ -339,9 +344,10 @@ func (l *Log) Enqueue(ctx context.Context, e Event) (*Pending, error) {
 	}
 }
 
-// waitForRoom is Enqueue's slow path, with the queue full. Close waits for
-// it (it holds mu for reading), which is bounded by MaxWait; the writer
-// keeps committing meanwhile, so room appears unless the store is stuck.
+// waitForRoom is Enqueue's slow path, with the queue full. It holds mu for
+// reading, so Close signals closing first and a waiter gives up then; the
+// writer keeps committing meanwhile, so room appears unless the store is
+// stuck.
 func (l *Log) waitForRoom(ctx context.Context, p *Pending) (*Pending, error) {
 	start := time.Now()
 	t := time.NewTimer(l.opts.MaxWait)
@@ -353,6 +359,8 @@ func (l *Log) waitForRoom(ctx context.Context, p *Pending) (*Pending, error) {
 		err = p.fail.err
 	case <-ctx.Done():
 		err = fmt.Errorf("audit: waiting for room in the queue: %w", ctx.Err())
+	case <-l.closing:
+		err = ErrClosed
 	case <-t.C:
 		err = fmt.Errorf("%w: the queue of %d events has had no room for %s", ErrStoreFailing, cap(l.queue), l.opts.MaxWait)
 	}
@@ -409,6 +417,7 @@ func (l *Log) setHealthy() {
 // Close commits everything queued, signs a final checkpoint and stops the
 // writer.
 func (l *Log) Close(ctx context.Context) error {
+	l.closingOnce.Do(func() { close(l.closing) })
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true

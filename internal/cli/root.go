@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func (g *globals) loadConfig() (*config.Config, error) {
 	cfg, err := config.Load(g.configPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no config at %s: run `gatehouse up` to create one, or pass --config", g.configPath)
+		return nil, fmt.Errorf("no config at %s: run `%s up` to create one, or pass --config", g.configPath, selfCommand(os.Args[0]))
 	}
 	return cfg, err
 }
