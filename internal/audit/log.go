@@ -148,7 +148,7 @@ type Log struct {
 	// waiting for room give up (ErrClosed) rather than hold Close off.
 	closing     chan struct{}
 	closingOnce sync.Once
-	done  chan struct{}
+	done        chan struct{}
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
