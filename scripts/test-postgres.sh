@@ -3,15 +3,20 @@
 # scram-sha-256 authentication, 127.0.0.1 on a port below the ephemeral
 # range. Prints `export GATEHOUSE_TEST_POSTGRES=...` for the caller to eval.
 # Idempotent: a running instance is reused.
+#   bash scripts/test-postgres.sh          start (once) and print the exports
+#   bash scripts/test-postgres.sh status   exit 0 when it is running
+#   bash scripts/test-postgres.sh stop     stop it (the data stays for the next start)
+# Everything lives under $GATEHOUSE_TEST_STATE (default ${TMPDIR:-/tmp}/gatehouse-test).
 set -euo pipefail
 
-state=${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test}
+state=${GATEHOUSE_TEST_STATE:-${TMPDIR:-/tmp}/gatehouse-test}
+cmd=${1:-start}
 port=${GATEHOUSE_TEST_PG_PORT:-25432}
 pgdir=$state/pg
 password=gatehouse-test-admin
 
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
-if [[ -z "$bindir" || ! -x "$bindir/initdb" ]]; then
+if [[ $cmd == start ]] && [[ -z "$bindir" || ! -x "$bindir/initdb" ]]; then
   echo "test-postgres: installing PostgreSQL from apt" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
@@ -28,6 +33,20 @@ run() {
     "$@"
   fi
 }
+
+case $cmd in
+  status)
+    [[ -x $bindir/pg_ctl && -f $pgdir/PG_VERSION ]] && run "$bindir/pg_ctl" -D "$pgdir" status >/dev/null 2>&1
+    exit $? ;;
+  stop)
+    if [[ -x $bindir/pg_ctl && -f $pgdir/PG_VERSION ]] && run "$bindir/pg_ctl" -D "$pgdir" status >/dev/null 2>&1; then
+      run "$bindir/pg_ctl" -D "$pgdir" -m fast -w stop >/dev/null
+      echo "test-postgres: stopped $pgdir" >&2
+    fi
+    exit 0 ;;
+  start) ;;
+  *) echo "usage: $0 [start|status|stop]" >&2; exit 2 ;;
+esac
 
 mkdir -p "$state"
 chmod 755 "$state"

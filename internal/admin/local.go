@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/approval"
@@ -38,6 +40,10 @@ type Local struct {
 	// Approvals serves approval and access-grant operations; nil when the
 	// process has none configured.
 	Approvals *approval.Service
+	// Connections, if set, lists the connections this gateway knows (its
+	// config's and those enrolled agents serve): a token naming none of
+	// them is refused at issue, not found out at connect.
+	Connections func(ctx context.Context) ([]string, error)
 }
 
 var _ Service = (*Local)(nil)
@@ -50,11 +56,32 @@ func (l *Local) now() time.Time {
 }
 
 func (l *Local) IssueToken(ctx context.Context, req identity.IssueRequest) (string, identity.Claims, error) {
+	if err := l.checkConnections(ctx, req.Connections); err != nil {
+		return "", identity.Claims{}, err
+	}
 	tok, c, err := l.Identity.Issue(ctx, req)
 	if err != nil {
 		return "", c, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	return tok, c, nil
+}
+
+// checkConnections refuses connection names and patterns that match no
+// connection the gateway knows.
+func (l *Local) checkConnections(ctx context.Context, want []string) error {
+	if l.Connections == nil || len(want) == 0 {
+		return nil
+	}
+	known, err := l.Connections(ctx)
+	if err != nil {
+		return fmt.Errorf("list connections: %w", err)
+	}
+	for _, p := range want {
+		if !slices.ContainsFunc(known, identity.Claims{Connections: []string{p}}.AllowsConnection) {
+			return fmt.Errorf("%w: no connection matches --connection %q (this gateway knows: %s); connections are those under connections: in the gateway's config and those enrolled agents serve", ErrBadInput, p, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 func (l *Local) InspectToken(ctx context.Context, token string) (identity.Claims, error) {

@@ -76,7 +76,7 @@ func (a *Agent) pgConfig(ctx context.Context, c config.Connection, database stri
 	if c.Password != "" {
 		pw, err := a.secret(ctx, c.Password)
 		if err != nil {
-			return nil, fmt.Errorf("connection %s: password: %w", c.Name, err)
+			return nil, credentialError(c, err)
 		}
 		cfg.Password = pw
 	}
@@ -97,7 +97,8 @@ func (a *Agent) DialPostgres(ctx context.Context, name string, p PostgresParams)
 	// The agent holds the credential, so it is the last word on where the
 	// credential may be used: only the databases its config lists.
 	if !c.Serves(p.Database) {
-		return nil, fmt.Errorf("%w: connection %s does not serve database %q", ErrUnknownConnection, name, p.Database)
+		err := fmt.Errorf("%w: connection %s does not serve database %q", ErrUnknownConnection, name, p.Database)
+		return nil, &DialError{Connection: name, Reason: ReasonDatabase, Code: codeInvalidCatalog, Message: "gatehouse: " + err.Error(), Err: err}
 	}
 	cfg, err := a.pgConfig(ctx, c, p.Database)
 	if err != nil {
@@ -108,7 +109,20 @@ func (a *Agent) DialPostgres(ctx context.Context, name string, p PostgresParams)
 	}
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", name, scrub(err, cfg.Password))
+		de := classifyDial(name, err)
+		de.Err = fmt.Errorf("upstream %s: %w", name, scrub(err, cfg.Password))
+		de.Message, de.Hint = scrubText(de.Message, cfg.Password), scrubText(de.Hint, cfg.Password)
+		return nil, de
+	}
+	// pgconn may still have a background read in flight on the socket (it
+	// starts one when a startup write is slow, to avoid a write/read
+	// deadlock): hijacked without SyncConn, that goroutine can take the
+	// upstream's first answer after the handover, and the session hangs
+	// with the answer lost (pgconn's SyncConn doc; seen under a burst of
+	// new sessions, TestBurstIsNeverRefused).
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("upstream %s: sync before hijack: %w", name, err)
 	}
 	// pgconn may still have a background read in flight on the socket (it
 	// starts one when a startup write is slow, to avoid a write/read
@@ -134,7 +148,14 @@ func scrub(err error, password string) error {
 	if password == "" || !strings.Contains(err.Error(), password) {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "xxxxx"))
+	return errors.New(scrubText(err.Error(), password))
+}
+
+func scrubText(s, password string) string {
+	if password == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, password, "xxxxx")
 }
 
 // CancelPostgres sends a CancelRequest to the upstream on a new connection

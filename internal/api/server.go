@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,6 +26,10 @@ type Server struct {
 	// Audit records authentication failures on the API.
 	Audit   *audit.Log
 	Metrics http.Handler
+	// MetricsToken, if set, is required as "Authorization: Bearer TOKEN"
+	// on /metrics (metrics.token): the metrics name connections, agents
+	// and the pace of traffic.
+	MetricsToken string
 	// Ready reports whether the gateway can serve: the store answers and
 	// every listener accepts. Its error, one line per failing part, is
 	// the 503's body, so it must name parts, not carry details.
@@ -38,6 +43,22 @@ type Server struct {
 	Mount map[string]http.Handler
 }
 
+// metricsAuth requires MetricsToken, when set, as a bearer token.
+func (s *Server) metricsAuth(h http.Handler) http.Handler {
+	if s.MetricsToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.MetricsToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse metrics"`)
+			http.Error(w, "metrics: the bearer token configured as metrics.token is required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // maxBody bounds request bodies: nothing the API accepts is larger.
 const maxBody = 1 << 20
 
@@ -47,7 +68,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.Metrics)
+		mux.Handle("GET /metrics", s.metricsAuth(s.Metrics))
 	}
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -133,7 +154,7 @@ func (s *Server) auditFailure(r *http.Request, principal, reason string) {
 	if s.Audit == nil {
 		return
 	}
-	_, err := s.Audit.Enqueue(audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Source: r.RemoteAddr,
+	_, err := s.Audit.Enqueue(r.Context(), audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Source: r.RemoteAddr,
 		Action: "api:" + r.Method + " " + r.URL.Path, Decision: "deny", Reason: reason})
 	if err != nil && s.Logger != nil {
 		s.Logger.Error("audit of API auth failure failed", "err", err)

@@ -146,7 +146,7 @@ func (c *Core) auditAgent(e tunnel.Event) {
 	for k, v := range e.Details {
 		ev.Details[k] = v
 	}
-	if _, err := c.Audit.Enqueue(ev); err != nil {
+	if _, err := c.Audit.Enqueue(context.Background(), ev); err != nil {
 		c.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,8 +95,9 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		Store: c.Store, Signer: signer, Verifier: verifier, Logger: logger,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
 		UnsignedGrace: cfg.Audit.UnsignedGrace, CheckpointFile: cfg.AuditCheckpointFile(), WitnessURL: cfg.Audit.WitnessURL,
-		Linger:       lingerFor(cfg),
+		Linger: lingerFor(cfg), QueueSize: cfg.Audit.QueueSize,
 		OnCommit:     c.Metrics.ObserveCommit,
+		OnWait:       c.Metrics.ObserveQueueWait,
 		OnCheckpoint: c.Metrics.ObserveCheckpoint,
 		OnExternal:   c.Metrics.ObserveExternal,
 	})
@@ -102,6 +105,8 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		c.Store.Close()
 		return nil, err
 	}
+	c.Metrics.GaugeFunc("gatehouse_audit_queue_depth", "Audit events waiting for a group commit.",
+		func() float64 { return float64(c.Audit.QueueDepth()) })
 	c.Identity, err = identity.New(ctx, cfg.Identity, cfg.KeysDir(), c.Store, identity.Options{
 		Logger: logger, OnEvent: c.auditIdentity,
 	})
@@ -131,8 +136,63 @@ func OpenCore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Co
 		AuditVerify: AuditVerifyOptions(cfg), AuditErr: c.Audit.Err,
 		Policies:  func() (*policy.Set, error) { return policy.Load(cfg.Policies) },
 		RevokeFor: maxTTL + skew,
+		Connections: func(ctx context.Context) ([]string, error) {
+			return knownConnections(ctx, cfg, c.Store)
+		},
 	}
 	return c, nil
+}
+
+// gaugeFuncs registers the metrics read at each scrape from the parts
+// that hold them: agents connected, their tunnel streams, approvals
+// pending (docs/metrics.md).
+func (g *Gateway) gaugeFuncs() {
+	g.Metrics.GaugeFunc("gatehouse_agents_connected", "Agents with a tunnel to this gateway node (the in-process agent included).",
+		func() float64 { return float64(len(g.Agents.Agents())) })
+	g.Metrics.GaugeFunc("gatehouse_tunnel_streams", "Streams open over agent tunnels (one per upstream session, plus control streams).",
+		func() float64 {
+			n := 0
+			for _, a := range g.Agents.Agents() {
+				n += a.Streams
+			}
+			return float64(n)
+		})
+	if g.Approvals != nil {
+		g.Metrics.GaugeFunc("gatehouse_approvals_pending", "Approval requests waiting for a human's decision.",
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				as, err := g.Approvals.List(ctx, approval.Pending)
+				if err != nil {
+					return math.NaN() // unknown, not zero
+				}
+				return float64(len(as))
+			})
+	}
+}
+
+// knownConnections names every connection a token may be issued for: the
+// config's own, those enrolled (unrevoked) agents serve, and the MCP
+// tools' gatehouse connection.
+func knownConnections(ctx context.Context, cfg *config.Config, st store.Store) ([]string, error) {
+	names := []string{gateway.GatehouseConnection}
+	for _, conn := range cfg.Connections {
+		names = append(names, conn.Name)
+	}
+	agents, err := st.ListAgents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range agents {
+		if a.Revoked() {
+			continue
+		}
+		for _, conn := range a.Connections {
+			names = append(names, conn.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 // auditIdentity turns identity events into audit events. Tokens never reach
@@ -224,6 +284,8 @@ type Gateway struct {
 	// Listen opens each listener (nil: net.Listen); tests replace it to
 	// reach the sockets.
 	Listen func(network, address string) (net.Listener, error)
+	// metricsToken guards /metrics (metrics.token), resolved at start.
+	metricsToken string
 
 	servers []*http.Server
 	// listeners are the accept loops readiness checks (listeners.go);
@@ -237,6 +299,9 @@ type Gateway struct {
 func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	for _, name := range cfg.LiteralSecrets() {
 		logger.Warn("connection password is written in the config file; prefer env:NAME or file:PATH", "connection", name)
+	}
+	for _, p := range cfg.UnresolvedSecrets() {
+		logger.Warn("credential reference resolves to nothing; what uses it fails until it is set", "key", p.Key, "ref", p.Ref.String(), "err", p.Err)
 	}
 	core, err := OpenCore(ctx, cfg, logger)
 	if err != nil {
@@ -257,6 +322,15 @@ func NewGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		core.Close(ctx)
 		return nil, err
 	}
+	if ref := cfg.Metrics.Token; ref != "" {
+		// Asked for, so fail closed: no open /metrics for a token that
+		// does not resolve.
+		if g.metricsToken, err = ref.Resolve(); err != nil {
+			core.Close(ctx)
+			return nil, fmt.Errorf("metrics.token: %w", err)
+		}
+	}
+	g.gaugeFuncs()
 	g.Analyzer = sqlguard.NewAnalyzer(20000)
 	if cfg.MaskingEnabled() {
 		if g.Masker, err = loadMasker(cfg); err != nil {
@@ -378,7 +452,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		srv := &http.Server{
 			Handler: (&api.Server{
 				Admin: g.Admin, WithActor: WithActor, Identity: g.Identity, Audit: g.Audit,
-				Metrics: g.Metrics.Handler(), Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
+				Metrics: g.Metrics.Handler(), MetricsToken: g.metricsToken, Ready: g.ready, Logger: g.Logger, Mount: g.mcpRoutes(),
 			}).Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Without it a keep-alive connection that made one request may
@@ -422,7 +496,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 		}()
 	}
 	g.warnDescriptorBudget()
-	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
+	g.Audit.Enqueue(context.Background(), audit.Event{Kind: audit.KindGatewayStart, Details: map[string]string{"listening": strings.Join(g.Listening, ", ")}})
 	g.Logger.Info("gatehouse started", "listening", g.Listening, "store", store.Redact(cfg.Store), "policies", g.Policy.Set().Len())
 	if ready != nil {
 		ready(g)
@@ -438,7 +512,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(*Gateway)) error {
 	cancel()
 	g.wg.Wait()
 	g.Recorder.Close()
-	g.Audit.Enqueue(audit.Event{Kind: audit.KindGatewayStop})
+	g.Audit.Enqueue(context.Background(), audit.Event{Kind: audit.KindGatewayStop})
 	return g.Close(shutdownCtx)
 }
 
@@ -455,7 +529,7 @@ func (g *Gateway) onPolicyReload(r policy.ReloadResult) {
 		g.Metrics.PolicyReloads.WithLabelValues("ok").Inc()
 		g.Logger.Info("policies reloaded", "policies", r.Policies, "files", r.Files)
 	}
-	if _, err := g.Audit.Enqueue(ev); err != nil {
+	if _, err := g.Audit.Enqueue(context.Background(), ev); err != nil {
 		g.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
 }

@@ -80,8 +80,8 @@ type Approval struct {
 	Expires time.Time `json:"expires"`
 	// Decided is when it was approved or denied; for a grant, the grant
 	// runs from Decided for GrantFor.
-	Decided time.Time `json:"decided,omitempty"`
-	UsedAt  time.Time `json:"used_at,omitempty"`
+	Decided time.Time `json:"decided,omitzero"`
+	UsedAt  time.Time `json:"used_at,omitzero"`
 
 	version int64
 }

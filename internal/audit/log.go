@@ -22,9 +22,12 @@ import (
 // ErrClosed is returned for events submitted after Close.
 var ErrClosed = errors.New("audit log closed")
 
-// ErrBackpressure is returned when the queue of events waiting to be made
-// durable is full: callers fail closed rather than run unlogged.
-var ErrBackpressure = errors.New("audit log queue full")
+// ErrStoreFailing is wrapped when the store cannot take events: its last
+// commit failed and is being retried, or nothing was made durable within
+// MaxWait. It is the only reason, besides ErrClosed and the caller's own
+// context, that Enqueue and Append refuse an event: a full queue on a
+// working store slows callers down instead (backpressure).
+var ErrStoreFailing = errors.New("the audit store is failing")
 
 // Options configure a Log. Zero values take the documented defaults.
 type Options struct {
@@ -62,12 +65,23 @@ type Options struct {
 	// so a few milliseconds turn hundreds of small commits a second into a
 	// few large ones; sync callers would wait that much longer.
 	Linger time.Duration
-	// QueueSize bounds events waiting to be committed (65536).
+	// QueueSize bounds events waiting to be committed (65536). When it is
+	// full, Enqueue waits for room.
 	QueueSize int
-	Clock     func() time.Time
-	Logger    *slog.Logger
-	// OnCommit, if set, observes each group commit (for metrics).
-	OnCommit func(events int, took time.Duration, err error)
+	// MaxWait bounds how long Enqueue waits for room in a full queue and
+	// Append waits for durability (30s). A working store commits a full
+	// queue in a second or two, so a wait that long means the store is
+	// stalled, and the event is refused with ErrStoreFailing.
+	MaxWait time.Duration
+	Clock   func() time.Time
+	Logger  *slog.Logger
+	// OnCommit, if set, observes each group commit (for metrics): the
+	// events, how long the store took, and how long the oldest event
+	// waited from Enqueue until it was durable.
+	OnCommit func(events int, took, latency time.Duration, err error)
+	// OnWait, if set, observes each Enqueue that found the queue full, with
+	// how long it waited and why it stopped (nil once the event is in).
+	OnWait func(waited time.Duration, err error)
 	// OnCheckpoint, if set, observes each checkpoint attempt: "signed",
 	// "refused" (the log refuses to sign, see Err) or "error" (the store
 	// failed; retried).
@@ -88,16 +102,35 @@ type Pending struct {
 	ev   Event
 	done chan struct{}
 	err  error
+	// fail is the store failure current when the event was queued: Wait
+	// gives up when it happens rather than wait out a store that is down.
+	fail *failure
+	at   time.Time // when it was queued
 }
 
-// Wait blocks until the event is durable or ctx ends.
+// Wait blocks until the event is durable, ctx ends, or the store fails
+// (an error wrapping ErrStoreFailing).
 func (p *Pending) Wait(ctx context.Context) (Event, error) {
 	select {
 	case <-p.done:
 		return p.ev, p.err
 	case <-ctx.Done():
 		return p.ev, fmt.Errorf("audit: waiting for durable append: %w", ctx.Err())
+	case <-p.fail.ch:
+		select {
+		case <-p.done: // it landed after all
+			return p.ev, p.err
+		default:
+		}
+		return p.ev, fmt.Errorf("audit: waiting for durable append: %w", p.fail.err)
 	}
+}
+
+// failure is one episode of store failure: ch is closed, with err set,
+// when it begins. A healthy log holds an open one for the next episode.
+type failure struct {
+	ch  chan struct{}
+	err error
 }
 
 // Log appends events through group commit: one writer goroutine takes
@@ -111,10 +144,19 @@ type Log struct {
 	queue chan *Pending
 	stop  chan struct{}
 	abort chan struct{} // closed when Close gives up waiting
-	done  chan struct{}
+	// closing is closed when Close begins, before it takes mu: producers
+	// waiting for room give up (ErrClosed) rather than hold Close off.
+	closing     chan struct{}
+	closingOnce sync.Once
+	done        chan struct{}
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
+
+	// fail is the current store failure: open while commits succeed,
+	// closed (with its error) from a failed commit until the next one
+	// succeeds. Only the writer replaces it.
+	fail atomic.Pointer[failure]
 
 	// writer state, owned by the run goroutine
 	rng     *compact.Range
@@ -165,6 +207,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 65536
 	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 30 * time.Second
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -176,11 +221,13 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		queue:      make(chan *Pending, opts.QueueSize),
 		stop:       make(chan struct{}),
 		abort:      make(chan struct{}),
+		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
 		rng:        rangeFactory.NewEmptyRange(0),
 		heads:      make(chan head, 1),
 		signerDone: make(chan struct{}),
 	}
+	l.fail.Store(&failure{ch: make(chan struct{})})
 	if err := l.openTrust(ctx); err != nil {
 		return nil, err
 	}
@@ -268,9 +315,13 @@ func (l *Log) catchUp(ctx context.Context, observe func(store.AuditRecord)) erro
 	})
 }
 
-// Enqueue places e in the log's order and returns at once; the event becomes
-// durable with the next group commit. Use Append to wait for durability.
-func (l *Log) Enqueue(e Event) (*Pending, error) {
+// Enqueue places e in the log's order; the event becomes durable with the
+// next group commit. Use Append to wait for durability. It returns at once
+// while the queue has room. When the queue is full it waits for room
+// (backpressure: a burst slows its producers to the store's pace) until
+// ctx ends or MaxWait passes; it refuses the event only when the store is
+// failing (ErrStoreFailing) or the log is closed.
+func (l *Log) Enqueue(ctx context.Context, e Event) (*Pending, error) {
 	now := l.opts.Clock()
 	if e.ID == "" {
 		e.ID = NewID(now)
@@ -279,7 +330,7 @@ func (l *Log) Enqueue(e Event) (*Pending, error) {
 		e.Time = now
 	}
 	e.Time = e.Time.UTC()
-	p := &Pending{ev: e, done: make(chan struct{})}
+	p := &Pending{ev: e, done: make(chan struct{}), fail: l.fail.Load(), at: now}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -289,22 +340,84 @@ func (l *Log) Enqueue(e Event) (*Pending, error) {
 	case l.queue <- p:
 		return p, nil
 	default:
-		return nil, ErrBackpressure
+		return l.waitForRoom(ctx, p)
 	}
 }
 
-// Append adds e and waits until it is durable in the store.
+// waitForRoom is Enqueue's slow path, with the queue full. It holds mu for
+// reading, so Close signals closing first and a waiter gives up then; the
+// writer keeps committing meanwhile, so room appears unless the store is
+// stuck.
+func (l *Log) waitForRoom(ctx context.Context, p *Pending) (*Pending, error) {
+	start := time.Now()
+	t := time.NewTimer(l.opts.MaxWait)
+	defer t.Stop()
+	var err error
+	select {
+	case l.queue <- p:
+	case <-p.fail.ch:
+		err = p.fail.err
+	case <-ctx.Done():
+		err = fmt.Errorf("audit: waiting for room in the queue: %w", ctx.Err())
+	case <-l.closing:
+		err = ErrClosed
+	case <-t.C:
+		err = fmt.Errorf("%w: the queue of %d events has had no room for %s", ErrStoreFailing, cap(l.queue), l.opts.MaxWait)
+	}
+	if l.opts.OnWait != nil {
+		l.opts.OnWait(time.Since(start), err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Append adds e and waits until it is durable in the store, for at most
+// MaxWait.
 func (l *Log) Append(ctx context.Context, e Event) (Event, error) {
-	p, err := l.Enqueue(e)
+	p, err := l.Enqueue(ctx, e)
 	if err != nil {
 		return e, err
 	}
-	return p.Wait(ctx)
+	wctx, cancel := context.WithTimeout(ctx, l.opts.MaxWait)
+	defer cancel()
+	ev, err := p.Wait(wctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return ev, fmt.Errorf("%w: the event was not made durable within %s", ErrStoreFailing, l.opts.MaxWait)
+	}
+	return ev, err
+}
+
+// QueueDepth is the number of events waiting to be committed.
+func (l *Log) QueueDepth() int { return len(l.queue) }
+
+// setFailing records that the store failed a commit: waiters for
+// durability and for room stop waiting and report err.
+func (l *Log) setFailing(err error) {
+	f := l.fail.Load()
+	select {
+	case <-f.ch: // already failing
+		return
+	default:
+	}
+	f.err = fmt.Errorf("%w: %w", ErrStoreFailing, err)
+	close(f.ch)
+}
+
+// setHealthy records a successful commit, ending a failure episode.
+func (l *Log) setHealthy() {
+	select {
+	case <-l.fail.Load().ch:
+		l.fail.Store(&failure{ch: make(chan struct{})})
+	default:
+	}
 }
 
 // Close commits everything queued, signs a final checkpoint and stops the
 // writer.
 func (l *Log) Close(ctx context.Context) error {
+	l.closingOnce.Do(func() { close(l.closing) })
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
@@ -405,14 +518,16 @@ func (l *Log) commit(batch []*Pending) {
 			err = l.commitOnce(batch)
 		}
 		if l.opts.OnCommit != nil {
-			l.opts.OnCommit(len(batch), time.Since(start), err)
+			l.opts.OnCommit(len(batch), time.Since(start), l.opts.Clock().Sub(batch[0].at), err)
 		}
 		if err == nil {
+			l.setHealthy()
 			for _, p := range batch {
 				close(p.done)
 			}
 			return
 		}
+		l.setFailing(err)
 		l.opts.Logger.Error("audit commit failed; retrying", "events", len(batch), "err", err)
 		select {
 		case <-time.After(backoff):

@@ -392,7 +392,7 @@ func TestKill9Durability(t *testing.T) {
 func TestLingerGathersCommits(t *testing.T) {
 	var mu sync.Mutex
 	commits, events := 0, 0
-	f := open(t, testenv.Stores()[0], audit.Options{Linger: 20 * time.Millisecond, OnCommit: func(n int, _ time.Duration, err error) {
+	f := open(t, testenv.Stores()[0], audit.Options{Linger: 20 * time.Millisecond, OnCommit: func(n int, _, _ time.Duration, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {

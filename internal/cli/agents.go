@@ -17,7 +17,8 @@ import (
 )
 
 func newAgentCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var path string
+	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a network-resident agent that holds upstream credentials and dials out to the gateway",
 		Long: `Run a network-resident agent from agent.yaml (--config, default ./agent.yaml).
@@ -25,10 +26,6 @@ On first start it exchanges enroll_token for a client certificate; then it keeps
 one mTLS tunnel to each gateway node, reconnecting by itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := g.configPath
-			if !cmd.Flags().Changed("config") {
-				path = config.DefaultAgentPath
-			}
 			cfg, err := config.LoadAgent(path)
 			if err != nil {
 				return withCode(exitBadInput, err)
@@ -38,6 +35,10 @@ one mTLS tunnel to each gateway node, reconnecting by itself.`,
 			return app.RunAgent(cmd.Context(), cfg, g.logger(level, cfg.Log.Format), Version)
 		},
 	}
+	// The agent reads agent.yaml, not the gateway's config: its own
+	// --config shadows the root's, so --help shows the default it uses.
+	cmd.Flags().StringVar(&path, "config", config.DefaultAgentPath, "agent config file")
+	return cmd
 }
 
 func newAgentsCmd(g *globals) *cobra.Command {

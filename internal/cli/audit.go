@@ -88,26 +88,50 @@ kept away from the gateway; --export checks an export offline, without the store
 
 	var n int
 	var asJSON bool
+	var filter recordFilter
 	tail := &cobra.Command{
 		Use:   "tail",
-		Short: "Print the last events",
-		Args:  cobra.NoArgs,
+		Short: "Print the last events (of an agent, a human, a connection, a time range)",
+		Example: `  gatehouse audit tail -n 5
+  gatehouse audit tail --agent report-bot --since 1h
+  gatehouse audit tail --human alice@example.com --connection pg --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := filter.parse(time.Now()); err != nil {
+				return withCode(exitBadInput, err)
+			}
 			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
-				evs, err := svc.TailAudit(ctx, n)
+				want := n
+				if filter.active() {
+					want = max(n, filter.scan)
+				}
+				evs, err := svc.TailAudit(ctx, want)
 				if err != nil {
 					return classify(err)
 				}
+				type line struct {
+					raw json.RawMessage
+					ev  audit.Event
+				}
+				var out []line
 				for _, raw := range evs {
-					if asJSON {
-						fmt.Fprintln(g.stdout, string(raw))
-						continue
-					}
 					var e audit.Event
 					if err := json.Unmarshal(raw, &e); err != nil {
 						return fmt.Errorf("audit tail: %w", err)
 					}
-					fmt.Fprintln(g.stdout, formatEvent(e))
+					if filter.match(e.Principal, e.OnBehalfOf, e.Connection, e.Time) {
+						out = append(out, line{raw, e})
+					}
+				}
+				if len(out) > n {
+					out = out[len(out)-n:]
+				}
+				for _, l := range out {
+					if asJSON {
+						fmt.Fprintln(g.stdout, string(l.raw))
+					} else {
+						fmt.Fprintln(g.stdout, formatEvent(l.ev))
+					}
 				}
 				return nil
 			})
@@ -115,6 +139,7 @@ kept away from the gateway; --export checks an export offline, without the store
 	}
 	tail.Flags().IntVarP(&n, "lines", "n", 20, "number of events")
 	tail.Flags().BoolVar(&asJSON, "json", false, "print events as JSON lines")
+	filter.flags(tail, "events", 100000)
 
 	var format string
 	export := &cobra.Command{
@@ -221,8 +246,9 @@ func verifySummary(rep audit.Report, took time.Duration) string {
 
 func formatEvent(e audit.Event) string {
 	s := fmt.Sprintf("%6d %s %-15s", e.Index, e.Time.Format(time.RFC3339), e.Kind)
-	for _, kv := range [][2]string{{"principal", e.Principal}, {"on_behalf_of", e.OnBehalfOf}, {"action", e.Action},
-		{"resource", e.Resource}, {"decision", e.Decision}, {"token", e.TokenID}, {"reason", e.Reason}} {
+	for _, kv := range [][2]string{{"principal", e.Principal}, {"on_behalf_of", e.OnBehalfOf}, {"connection", e.Connection},
+		{"action", e.Action}, {"resource", e.Resource}, {"decision", e.Decision}, {"statement", e.Details["statement"]},
+		{"token", e.TokenID}, {"reason", e.Reason}} {
 		if kv[1] != "" {
 			s += fmt.Sprintf(" %s=%q", kv[0], kv[1])
 		}

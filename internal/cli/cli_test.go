@@ -80,6 +80,9 @@ func starter(t *testing.T, dir string) string {
 	}
 	s := strings.Replace(string(raw), "api: 127.0.0.1:8080", "api: "+api, 1)
 	s = strings.Replace(s, "postgres: 127.0.0.1:15432", "postgres: "+freePort(t), 1)
+	// A connection named pg, as a user adds one: tokens are issued only
+	// for connections the gateway knows. Nothing listens at its address.
+	s = strings.Replace(s, "connections:\n", "connections:\n  - {name: pg, type: postgres, address: \"127.0.0.1:1\", database: app, user: app}\n", 1)
 	if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}

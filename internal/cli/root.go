@@ -65,8 +65,8 @@ func Main(ctx context.Context, args []string) int {
 	return run(ctx, args, os.Stdin, os.Stdout, os.Stderr)
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr}
+// newRoot builds the command tree around g.
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "gatehouse",
 		Short:         "Identity-aware gateway that governs what AI agents do to your infrastructure",
@@ -74,10 +74,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", config.DefaultPath, "gateway config file (admin commands on the gateway host)")
 	pf.StringVar(&g.gateway, "gateway", "", "gateway API URL, for admin commands run elsewhere (needs an admin token)")
@@ -90,6 +86,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	)
 	// Flag and argument errors are usage errors.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return withCode(exitBadInput, err) })
+	return root
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -113,7 +119,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func (g *globals) loadConfig() (*config.Config, error) {
 	cfg, err := config.Load(g.configPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no config at %s: run `gatehouse up` to create one, or pass --config", g.configPath)
+		return nil, fmt.Errorf("no config at %s: run `%s up` to create one, or pass --config", g.configPath, selfCommand(os.Args[0]))
 	}
 	return cfg, err
 }

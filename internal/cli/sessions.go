@@ -3,10 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -14,15 +15,31 @@ func newSessionsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "sessions", Short: "Recorded sessions"}
 	var n int
 	var asJSON bool
+	var filter recordFilter
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List recorded sessions, newest first",
-		Args:  cobra.NoArgs,
+		Short: "List recorded sessions, newest first (of an agent, a human, a connection, a time range)",
+		Example: `  gatehouse sessions list
+  gatehouse sessions list --agent report-bot --connection pg --since 24h`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := filter.parse(time.Now()); err != nil {
+				return withCode(exitBadInput, err)
+			}
 			return g.withAdmin(cmd, func(ctx context.Context, svc admin.Service) error {
-				ss, err := svc.ListSessions(ctx, n)
+				want := n
+				if filter.active() {
+					want = max(n, filter.scan)
+				}
+				all, err := svc.ListSessions(ctx, want)
 				if err != nil {
 					return classify(err)
+				}
+				var ss []store.RecSession
+				for _, s := range all {
+					if len(ss) < n && filter.match(s.Principal, s.OnBehalfOf, s.Connection, s.Start) {
+						ss = append(ss, s)
+					}
 				}
 				if asJSON {
 					return jsonLines(g.stdout, ss)
@@ -42,6 +59,7 @@ func newSessionsCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().IntVarP(&n, "lines", "n", 50, "number of sessions")
 	list.Flags().BoolVar(&asJSON, "json", false, "print sessions as JSON lines")
+	filter.flags(list, "sessions", 10000)
 	cmd.AddCommand(list)
 	return cmd
 }

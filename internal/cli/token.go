@@ -84,7 +84,16 @@ func newTokenInspectCmd(g *globals) *cobra.Command {
 				}
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(admin.ViewClaims(c))
+				if err := enc.Encode(admin.ViewClaims(c)); err != nil {
+					return err
+				}
+				// Verify accepts a token for the clock skew allowance past
+				// its exp; a person inspecting it is told it has expired.
+				if now := time.Now(); !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
+					return fmt.Errorf("token expired at %s (%s ago); past exp the gateway takes it only for the clock skew allowance (identity.clock_skew)",
+						c.ExpiresAt.UTC().Format(time.RFC3339), now.Sub(c.ExpiresAt).Round(time.Second))
+				}
+				return nil
 			})
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -108,6 +109,29 @@ func serve(ctx context.Context, g *globals, cfg *config.Config, up bool) error {
 			fmt.Fprintf(g.stderr, "\nNo connections yet: add one under connections: in %s (see the example there) and restart.\n", cfg.Path())
 		}
 		fmt.Fprintf(g.stderr, "\nGet a token for an agent (in another terminal, same directory):\n")
-		fmt.Fprintf(g.stderr, "  gatehouse token issue --agent my-agent --on-behalf-of you@example.com --connection pg --scope read --ttl 15m\n\n")
+		fmt.Fprintf(g.stderr, "  %s token issue --agent my-agent --on-behalf-of you@example.com --connection pg --scope read --ttl 15m\n\n", selfCommand(os.Args[0]))
 	})
+}
+
+// selfCommand is how to run this program again from the same directory, for
+// hints: after `go run` the binary sits in a temporary build directory
+// that is gone when it exits, so the hint says `go run ./cmd/gatehouse`;
+// a binary found on PATH is its base name; otherwise the path it was
+// started by (./gatehouse).
+func selfCommand(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ./cmd/gatehouse"
+	}
+	if !strings.ContainsRune(arg0, filepath.Separator) {
+		return arg0
+	}
+	base := filepath.Base(arg0)
+	if p, err := exec.LookPath(base); err == nil {
+		if a, err1 := filepath.Abs(arg0); err1 == nil {
+			if b, err2 := filepath.Abs(p); err2 == nil && a == b {
+				return base
+			}
+		}
+	}
+	return arg0
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"gopkg.in/yaml.v3"
 )
@@ -49,7 +50,7 @@ func ParseAgent(raw []byte, path string) (*AgentConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&a); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("agent config %s: %w", path, err)
+		return nil, fmt.Errorf("agent config %s: %w", path, syntaxHint(explainUnknownKeys(err, reflect.TypeOf(a))))
 	}
 	a.path = path
 	var errs []error

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ type Config struct {
 	Connections           []Connection    `yaml:"connections"`
 	Agents                Agents          `yaml:"agents"`
 	Limits                Limits          `yaml:"limits"`
+	Metrics               Metrics         `yaml:"metrics"`
 
 	// path is the file this config was read from; relative paths in it are
 	// relative to that file's directory.
@@ -75,6 +77,10 @@ type Audit struct {
 	// WitnessURL, if set, is sent every checkpoint written to the file as
 	// a POST of the signed note.
 	WitnessURL string `yaml:"witness_url"`
+	// QueueSize bounds the events waiting for a group commit (default
+	// 65536). A full queue slows the requests that produce events until
+	// the store catches up; it never refuses them.
+	QueueSize int `yaml:"queue_size"`
 }
 
 // CheckpointFileOff turns the audit checkpoint file off.
@@ -106,6 +112,13 @@ type PostgresEngine struct {
 	// MaxStatements bounds the statements in one query string (default
 	// 10,000).
 	MaxStatements int `yaml:"max_statements"`
+}
+
+// Metrics configures /metrics on the API listener.
+type Metrics struct {
+	// Token, if set (env:NAME or file:PATH), must be presented as
+	// "Authorization: Bearer TOKEN" to read /metrics.
+	Token Secret `yaml:"token"`
 }
 
 // Masking configures result masking.
@@ -203,7 +216,7 @@ func Parse(raw []byte, path string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, syntaxHint(explainUnknownKeys(err, reflect.TypeOf(c))))
 	}
 	c.path = path
 	c.applyDefaults()
@@ -307,6 +320,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("audit.durability: %q is not group or sync", c.Audit.Durability))
 	}
+	if c.Audit.QueueSize < 0 || c.Audit.QueueSize > 1<<24 {
+		errs = append(errs, fmt.Errorf("audit.queue_size: %d is not between 1 and %d", c.Audit.QueueSize, 1<<24))
+	}
 	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must be positive"))
 	}
@@ -387,6 +403,40 @@ func (c *Config) LiteralSecrets() []string {
 			out = append(out, conn.Name)
 		}
 	}
+	return out
+}
+
+// SecretProblem is a credential reference that does not resolve: Key
+// names the config key, Err says why (never a value).
+type SecretProblem struct {
+	Key string
+	Ref Secret
+	Err error
+}
+
+// UnresolvedSecrets resolves every credential reference in the config
+// (connection passwords, webhook secrets, the masking key) and returns
+// those that are empty or unreadable, so `up` and `gateway` can warn at
+// start instead of the first client finding out. Secret-manager references
+// are left to the resolver plugged in where they are used.
+func (c *Config) UnresolvedSecrets() []SecretProblem {
+	var out []SecretProblem
+	check := func(key string, ref Secret) {
+		if ref == "" || ref.IsLiteral() || (ref.Scheme() != "env" && ref.Scheme() != "file") {
+			return
+		}
+		if _, err := ref.Resolve(); err != nil {
+			out = append(out, SecretProblem{Key: key, Ref: ref, Err: err})
+		}
+	}
+	for _, conn := range c.Connections {
+		check(fmt.Sprintf("connections[%s].password", conn.Name), conn.Password)
+	}
+	for i, w := range c.Approvals.Webhooks {
+		check(fmt.Sprintf("approvals.webhooks[%d].secret", i), w.Secret)
+	}
+	check("masking.key", c.Masking.Key)
+	check("metrics.token", c.Metrics.Token)
 	return out
 }
 

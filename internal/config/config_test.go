@@ -95,3 +95,80 @@ func TestSecretResolveNeverLeaks(t *testing.T) {
 		})
 	}
 }
+
+// TestUnresolvedSecrets: every credential reference that resolves to
+// nothing is named by its key, so `up` and `gateway` can warn at start
+// (issue 12: an unset env:PG_PASSWORD showed up only as a vague FATAL).
+func TestUnresolvedSecrets(t *testing.T) {
+	t.Setenv("GH_CFG_SET", "value")
+	t.Setenv("GH_CFG_EMPTY", "")
+	empty := t.TempDir() + "/empty"
+	os.WriteFile(empty, nil, 0o600)
+	yaml := `
+connections:
+  - {name: ok, type: postgres, address: 127.0.0.1:5432, user: u, password: env:GH_CFG_SET}
+  - {name: unset, type: postgres, address: 127.0.0.1:5432, user: u, password: env:GH_CFG_NEVER_SET}
+  - {name: blank, type: postgres, address: 127.0.0.1:5432, user: u, password: env:GH_CFG_EMPTY}
+  - {name: nofile, type: postgres, address: 127.0.0.1:5432, user: u, password: "file:` + empty + `"}
+approvals:
+  webhooks: [{url: "https://example.com/hook", secret: env:GH_CFG_NEVER_SET}]
+masking: {key: env:GH_CFG_SET}
+`
+	c, err := Parse([]byte(yaml), "g.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.UnresolvedSecrets() {
+		got = append(got, p.Key)
+		if strings.Contains(p.Err.Error(), "value") {
+			t.Fatalf("%s: error carries a value: %v", p.Key, p.Err)
+		}
+	}
+	want := []string{"connections[unset].password", "connections[blank].password", "connections[nofile].password", "approvals.webhooks[0].secret"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("unresolved = %v, want %v", got, want)
+	}
+}
+
+// TestStarterExampleUncomments: deleting "# " from the starter's example
+// connection, as its comment says, gives a config with that connection.
+// Issue 12: the example sat under "connections: []", and uncommenting it
+// gave "yaml: line 5: did not find expected key".
+func TestStarterExampleUncomments(t *testing.T) {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.SplitAfter(Starter(), "\n") {
+		if strings.HasPrefix(line, "connections:") {
+			in = true
+		} else if in && strings.HasPrefix(line, "  # ") {
+			line = "  " + strings.TrimPrefix(line, "  # ")
+		}
+		b.WriteString(line)
+	}
+	c, err := Parse([]byte(b.String()), "/etc/gatehouse/gatehouse.yaml")
+	if err != nil {
+		t.Fatalf("uncommented starter: %v\n%s", err, b.String())
+	}
+	if len(c.Connections) != 1 || c.Connections[0].Name != "pg" || c.Connections[0].Password != "env:PG_PASSWORD" {
+		t.Fatalf("connections = %+v", c.Connections)
+	}
+}
+
+// TestUnknownKeyNamesYAML: a mistyped key is reported by its YAML name and
+// line with the nearest known key, not by Go types ("field typ not found in
+// type config.Connection").
+func TestUnknownKeyNamesYAML(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"connections:\n  - name: pg\n    typ: postgres\n", `line 3: unknown key "typ"; did you mean "type"?`},
+		{"audit: {durabilty: group}\n", `line 1: unknown key "durabilty"; did you mean "durability"?`},
+		{"lisen: {api: 127.0.0.1:1}\n", `line 1: unknown key "lisen"; did you mean "listen"?`},
+		{"masking: {zzz: 1}\n", `line 1: unknown key "zzz" (keys here: enabled, rules, key)`},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.yaml), "g.yaml")
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "config.") {
+			t.Errorf("%q: %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+}

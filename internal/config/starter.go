@@ -60,13 +60,15 @@ audit:
   # witness_url: https://witness.example.com/gatehouse # POSTed every checkpoint (signed note)
 
 # Upstream targets. Credentials are references: env:NAME or file:PATH.
-connections: []
-#  - name: pg
-#    type: postgres
-#    address: 127.0.0.1:5432
-#    database: postgres
-#    user: app
-#    password: env:PG_PASSWORD
+# To add one, delete the "# " at the start of each line of the example
+# (keep the two spaces before "- name"), then restart.
+connections:
+  # - name: pg
+  #   type: postgres
+  #   address: 127.0.0.1:5432
+  #   database: postgres
+  #   user: app
+  #   password: env:PG_PASSWORD
 `
 
 // Starter returns the starter config text.

@@ -47,13 +47,13 @@ func (p *Pipeline) AuthenticateCall(ctx context.Context, token, connection, prot
 	c, err := p.Identity.Verify(ctx, token)
 	if err != nil {
 		p.countToken(err)
-		p.auditAuthFailure(connection, protocol, source, "", err.Error())
+		p.auditAuthFailure(ctx, connection, protocol, source, "", err.Error())
 		return nil, fmt.Errorf("%w: %w", ErrAuth, err)
 	}
 	if connection != GatehouseConnection && !c.AllowsConnection(connection) {
 		p.countToken(errors.New("connection"))
 		reason := fmt.Sprintf("token is not scoped to connection %q", connection)
-		p.auditAuthFailure(connection, protocol, source, c.PrincipalUID(), reason)
+		p.auditAuthFailure(ctx, connection, protocol, source, c.PrincipalUID(), reason)
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)

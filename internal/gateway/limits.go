@@ -36,7 +36,7 @@ type sessionSlots struct {
 
 // reserve takes a slot for principal. release frees it and may be called
 // more than once; limit names the cap that refused.
-func (p *Pipeline) reserve(principal string) (release func(), limit string, err error) {
+func (p *Pipeline) reserve(principal, protocol, connection string) (release func(), limit string, err error) {
 	l, sl := p.SessionLimits, &p.slots
 	sl.mu.Lock()
 	switch {
@@ -53,7 +53,7 @@ func (p *Pipeline) reserve(principal string) (release func(), limit string, err 
 	sl.total++
 	sl.by[principal]++
 	sl.mu.Unlock()
-	p.gaugeSessions(1)
+	p.gaugeSessions(1, protocol, connection)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -63,7 +63,7 @@ func (p *Pipeline) reserve(principal string) (release func(), limit string, err 
 				delete(sl.by, principal)
 			}
 			sl.mu.Unlock()
-			p.gaugeSessions(-1)
+			p.gaugeSessions(-1, protocol, connection)
 		})
 	}, "", nil
 }
@@ -75,8 +75,9 @@ func (p *Pipeline) OpenSessions() int {
 	return p.slots.total
 }
 
-func (p *Pipeline) gaugeSessions(d float64) {
+func (p *Pipeline) gaugeSessions(d float64, protocol, connection string) {
 	if p.Metrics != nil {
+		p.Metrics.SessionsActive.WithLabelValues(protocol, connection).Add(d)
 		p.Metrics.SessionsOpen.Add(d)
 	}
 }
@@ -92,7 +93,7 @@ func (p *Pipeline) refuseSession(ctx context.Context, s *Session, limit string, 
 		Details: map[string]string{"protocol": s.Protocol, "limit": limit}}
 	// Queued, not awaited: a principal hammering its cap must not make
 	// each refusal wait on a commit.
-	if _, aerr := p.Audit.Enqueue(ev); aerr != nil {
+	if _, aerr := p.Audit.Enqueue(ctx, ev); aerr != nil {
 		p.Logger.Error("audit append failed", "kind", ev.Kind, "err", aerr)
 	}
 }

@@ -26,8 +26,27 @@ var ErrAuth = errors.New("authentication failed")
 var ErrForbidden = errors.New("not permitted")
 
 // ErrAuditUnavailable is returned when a decision cannot be logged; the
-// request must not proceed.
+// request must not proceed. AuditRefusal says why, for the client.
 var ErrAuditUnavailable = errors.New("audit log unavailable")
+
+// AuditRefusal says, in words fit for the client, why the audit log did
+// not take a decision's event. It names the cause but never carries the
+// store's own error, which stays in the gateway log (the writer logs each
+// failed commit). A full queue on a working store is not a cause: it slows
+// the request down instead (audit.Log.Enqueue).
+func AuditRefusal(err error) string {
+	switch {
+	case errors.Is(err, audit.ErrStoreFailing):
+		return "the audit log's store is failing, and nothing runs unlogged (the gateway log has the store's error)"
+	case errors.Is(err, audit.ErrClosed):
+		return "the gateway is shutting down"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the audit log did not make the event durable in time (audit.durability: sync)"
+	case errors.Is(err, context.Canceled):
+		return "the request ended while the audit log was taking its event"
+	}
+	return "the audit log is unavailable"
+}
 
 // Pipeline holds what every engine needs to govern a request.
 type Pipeline struct {
@@ -105,18 +124,18 @@ func (p *Pipeline) Authenticate(ctx context.Context, token, connection, protocol
 	c, err := p.Identity.Verify(ctx, token)
 	if err != nil {
 		p.countToken(err)
-		p.auditAuthFailure(connection, protocol, source, "", err.Error())
+		p.auditAuthFailure(ctx, connection, protocol, source, "", err.Error())
 		return nil, fmt.Errorf("%w: %w", ErrAuth, err)
 	}
 	if !c.AllowsConnection(connection) {
 		p.countToken(errors.New("connection"))
 		reason := fmt.Sprintf("token is not scoped to connection %q", connection)
-		p.auditAuthFailure(connection, protocol, source, c.PrincipalUID(), reason)
+		p.auditAuthFailure(ctx, connection, protocol, source, c.PrincipalUID(), reason)
 		return nil, fmt.Errorf("%w: %s", ErrAuth, reason)
 	}
 	p.countToken(nil)
 	s := newSession(c, gen, connection, protocol, source)
-	release, limit, err := p.reserve(s.uid)
+	release, limit, err := p.reserve(s.uid, protocol, connection)
 	if err != nil {
 		p.refuseSession(ctx, s, limit, err)
 		return nil, err
@@ -171,8 +190,8 @@ func (p *Pipeline) countToken(err error) {
 	p.Metrics.TokenChecks.WithLabelValues(result).Inc()
 }
 
-func (p *Pipeline) auditAuthFailure(connection, protocol, source, principal, reason string) {
-	_, err := p.Audit.Enqueue(audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Connection: connection,
+func (p *Pipeline) auditAuthFailure(ctx context.Context, connection, protocol, source, principal, reason string) {
+	_, err := p.Audit.Enqueue(ctx, audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Connection: connection,
 		Source: source, Action: "connect", Decision: "deny", Reason: reason, Details: map[string]string{"protocol": protocol}})
 	if err != nil {
 		p.Logger.Error("audit append failed", "kind", audit.KindAuthFailure, "err", err)
@@ -258,7 +277,7 @@ func (p *Pipeline) Authorize(ctx context.Context, s *Session, r Request) (Verdic
 		}
 		ev.Resource = strings.Join(ids, ",")
 	}
-	pending, err := p.Audit.Enqueue(ev)
+	pending, err := p.Audit.Enqueue(ctx, ev)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 	}

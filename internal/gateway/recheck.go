@@ -54,7 +54,7 @@ func (p *Pipeline) end(s *Session, cause error) error {
 	if errors.Is(err, identity.ErrRevoked) {
 		kind = KindSessionRevoked
 	}
-	_, aerr := p.Audit.Enqueue(audit.Event{Kind: kind, Principal: s.uid, OnBehalfOf: s.Claims.Actor, TokenID: s.Claims.ID,
+	_, aerr := p.Audit.Enqueue(context.Background(), audit.Event{Kind: kind, Principal: s.uid, OnBehalfOf: s.Claims.Actor, TokenID: s.Claims.ID,
 		Session: s.ID, Source: s.Source, Connection: s.Connection, Action: "session", Decision: "deny",
 		Reason: EndReason(err), Details: map[string]string{"protocol": s.Protocol}})
 	if aerr != nil {

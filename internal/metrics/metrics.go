@@ -19,6 +19,14 @@ type Metrics struct {
 	TokenChecks *prometheus.CounterVec
 	// AuditAppend observes the latency of one group commit.
 	AuditAppend prometheus.Histogram
+	// AuditDurable observes how long an event waits from Enqueue until it
+	// is durable (the oldest of each group commit).
+	AuditDurable prometheus.Histogram
+	// AuditQueueWaits counts Enqueues that found the audit queue full and
+	// waited (backpressure), by result (queued, refused).
+	AuditQueueWaits *prometheus.CounterVec
+	// AuditQueueWait observes how long such an Enqueue waited.
+	AuditQueueWait prometheus.Histogram
 	// AuditEvents counts events committed to the audit log.
 	AuditEvents prometheus.Counter
 	// AuditErrors counts failed group commits.
@@ -46,6 +54,13 @@ type Metrics struct {
 	SessionsRefused *prometheus.CounterVec
 	// SessionsOpen is the number of authenticated sessions holding a slot.
 	SessionsOpen prometheus.Gauge
+	// SessionsActive is the number of open sessions by engine (postgres,
+	// mcp) and connection.
+	SessionsActive *prometheus.GaugeVec
+	// UpstreamDialFailures counts failed upstream dials by engine,
+	// connection and reason (agent.Reason*: upstream, credential,
+	// unreachable, tls, no_agent, database, other).
+	UpstreamDialFailures *prometheus.CounterVec
 }
 
 // New builds the metrics on a fresh registry, with Go runtime and process
@@ -63,6 +78,17 @@ func New() *Metrics {
 		AuditAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gatehouse_audit_append_seconds", Help: "Latency of one audit group commit (one durable transaction).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		AuditDurable: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gatehouse_audit_durable_seconds", Help: "Time from queueing an audit event until it is durable (the oldest of each group commit).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}),
+		AuditQueueWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_audit_queue_waits_total", Help: "Audit events that found the queue full and waited for room, by result (queued, refused).",
+		}, []string{"result"}),
+		AuditQueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gatehouse_audit_queue_wait_seconds", Help: "How long an audit event waited for room in a full queue.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
 		AuditEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_audit_events_total", Help: "Audit events made durable.",
@@ -94,22 +120,45 @@ func New() *Metrics {
 		SessionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_sessions_open", Help: "Authenticated sessions open (each holds a slot under limits.sessions).",
 		}),
+		SessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_sessions_active", Help: "Open sessions by engine (postgres, mcp) and connection.",
+		}, []string{"engine", "connection"}),
+		UpstreamDialFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_dial_failures_total", Help: "Failed upstream dials by engine, connection and reason (upstream, credential, unreachable, tls, no_agent, database, other).",
+		}, []string{"engine", "connection", "reason"}),
 	}
-	r.MustRegister(m.Decisions, m.TokenChecks, m.AuditAppend, m.AuditEvents, m.AuditErrors, m.PolicyReloads,
-		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen,
+	r.MustRegister(m.Decisions, m.TokenChecks, m.AuditAppend, m.AuditDurable, m.AuditQueueWaits, m.AuditQueueWait, m.AuditEvents, m.AuditErrors, m.PolicyReloads,
+		m.AcceptErrors, m.ConnectionsRefused, m.SessionsRefused, m.SessionsOpen, m.SessionsActive, m.UpstreamDialFailures,
 		m.AuditCheckpoints, m.AuditSigningRefused, m.AuditExternalErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // ObserveCommit is an audit.Options.OnCommit hook.
-func (m *Metrics) ObserveCommit(events int, took time.Duration, err error) {
+func (m *Metrics) ObserveCommit(events int, took, latency time.Duration, err error) {
 	if err != nil {
 		m.AuditErrors.Inc()
 		return
 	}
 	m.AuditAppend.Observe(took.Seconds())
+	m.AuditDurable.Observe(latency.Seconds())
 	m.AuditEvents.Add(float64(events))
+}
+
+// ObserveQueueWait is an audit.Options.OnWait hook.
+func (m *Metrics) ObserveQueueWait(waited time.Duration, err error) {
+	result := "queued"
+	if err != nil {
+		result = "refused"
+	}
+	m.AuditQueueWaits.WithLabelValues(result).Inc()
+	m.AuditQueueWait.Observe(waited.Seconds())
+}
+
+// GaugeFunc registers a gauge read from f at each scrape: for values that
+// live elsewhere (the audit queue's depth, agents connected).
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
 // ObserveCheckpoint is an audit.Options.OnCheckpoint hook.

@@ -144,7 +144,8 @@ func TestNewEngine(t *testing.T) {
 		wantErr string
 	}{
 		{"empty dir denies everything", func(t *testing.T) string { return t.TempDir() }, ""},
-		{"missing dir", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "read policy directory"},
+		// Issue 12: the error named "." instead of the directory.
+		{"missing dir", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "nope: no such file or directory; create it"},
 		{"bad policy", func(t *testing.T) string { return writeDir(t, map[string]string{"x.cedar": "permit"}) }, "x.cedar:"},
 	}
 	for _, tt := range tests {

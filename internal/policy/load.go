@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -104,7 +105,15 @@ type dirContents struct {
 func readDir(fsys fs.FS, dir string) (dirContents, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return dirContents{}, fmt.Errorf("read policy directory: %w", err)
+		// The error from the fs.FS names ".", not the directory.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return dirContents{}, fmt.Errorf("policy directory %s: %w; create it and put .cedar policy files in it (`gatehouse up` writes the starter policies there on its first run), or point `policies:` in the config at your policy directory", dir, err)
+		}
+		return dirContents{}, fmt.Errorf("read policy directory %s: %w", dir, err)
 	}
 	var c dirContents
 	h := sha256.New()

@@ -121,7 +121,7 @@ type RecSession struct {
 	Source      string    `json:"source,omitempty"`
 	Application string    `json:"application,omitempty"`
 	Start       time.Time `json:"start"`
-	End         time.Time `json:"end,omitempty"`
+	End         time.Time `json:"end,omitzero"`
 	EndReason   string    `json:"end_reason,omitempty"`
 	Statements  int64     `json:"statements"`
 }

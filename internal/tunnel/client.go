@@ -288,6 +288,10 @@ func errorResponse(err error) response {
 	if errors.Is(err, agent.ErrUnknownConnection) {
 		r.Code = codeUnknownConnection
 	}
+	var de *agent.DialError
+	if errors.As(err, &de) {
+		r.Dial = &dialFailure{Reason: de.Reason, SQLSTATE: de.Code, Message: de.Message, Hint: de.Hint}
+	}
 	return r
 }
 

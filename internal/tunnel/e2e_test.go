@@ -615,7 +615,7 @@ func TestCustody(t *testing.T) {
 	host, port, _ := net.SplitHostPort(d.pgAddr)
 	bad := exec.Command(d.psqlBin, fmt.Sprintf("host=%s port=%s user=pgbad dbname=%s sslmode=disable", host, port, up.db), "-XAtc", "SELECT 1")
 	bad.Env = append(minimalEnv(), "PGPASSWORD="+tok)
-	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "cannot connect to pgbad upstream") {
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "the upstream of connection pgbad refused the agent's login: password authentication failed") || strings.Contains(string(out), marker) {
 		t.Fatalf("login with the wrong upstream password: %v\n%s", err, out)
 	}
 	if out, err := d.psql(ctx, tok, "SELECT * FROM no_such_table"); err == nil || !strings.Contains(out, "no_such_table") {

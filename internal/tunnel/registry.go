@@ -32,6 +32,11 @@ type Registry struct {
 	next   map[string]uint64   // round-robin position per connection
 	wake   chan struct{}       // closed and replaced when an agent registers
 	routes map[route]*agentSession
+	// missed holds, per connection, the wake channel in force when a dial
+	// last waited dialWait for an agent in vain: until an agent registers
+	// (wake changes), the next dial fails at once instead of waiting again
+	// (psql retries a failed login without TLS, which waited twice).
+	missed map[string]chan struct{}
 }
 
 // route finds the agent holding an upstream backend, for cancel requests.
@@ -50,7 +55,7 @@ func NewRegistry(logger *slog.Logger, dialWait time.Duration) *Registry {
 	return &Registry{
 		logger: logger, dialWait: dialWait,
 		agents: map[string]*agentSession{}, known: map[string]ConnInfo{}, next: map[string]uint64{},
-		wake: make(chan struct{}), routes: map[route]*agentSession{},
+		wake: make(chan struct{}), routes: map[route]*agentSession{}, missed: map[string]chan struct{}{},
 	}
 }
 
@@ -205,9 +210,13 @@ func (r *Registry) pick(ctx context.Context, connection, typ string, tried []*ag
 			return cands[n%uint64(len(cands))], nil
 		}
 		wake := r.wake
+		missedBefore := r.missed[connection] == wake
 		r.mu.Unlock()
 		if len(tried) > 0 {
-			return nil, fmt.Errorf("%w: %s (every agent serving it failed)", agent.ErrNoAgent, connection)
+			return nil, noAgent(connection, fmt.Errorf("%w: %s (every agent serving it failed)", agent.ErrNoAgent, connection))
+		}
+		if missedBefore {
+			return nil, noAgent(connection, fmt.Errorf("%w: %s (none has connected since the last dial waited %s)", agent.ErrNoAgent, connection, r.dialWait))
 		}
 		if timeout == nil {
 			t := time.NewTimer(r.dialWait)
@@ -217,11 +226,24 @@ func (r *Registry) pick(ctx context.Context, connection, typ string, tried []*ag
 		select {
 		case <-wake:
 		case <-timeout:
-			return nil, fmt.Errorf("%w: %s", agent.ErrNoAgent, connection)
+			r.mu.Lock()
+			if len(r.missed) < 1024 || r.missed[connection] != nil {
+				r.missed[connection] = wake
+			}
+			r.mu.Unlock()
+			return nil, noAgent(connection, fmt.Errorf("%w: %s", agent.ErrNoAgent, connection))
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %s: %w", agent.ErrNoAgent, connection, ctx.Err())
+			return nil, noAgent(connection, fmt.Errorf("%w: %s: %w", agent.ErrNoAgent, connection, ctx.Err()))
 		}
 	}
+}
+
+// noAgent is the dial error when no agent serving connection is connected:
+// safe for the client, which is told which connection lacks one.
+func noAgent(connection string, err error) error {
+	return &agent.DialError{Connection: connection, Reason: agent.ReasonNoAgent, Code: "08006", Err: err,
+		Message: fmt.Sprintf("gatehouse: no agent serving connection %s is connected", connection),
+		Hint:    "start `gatehouse agent` for it (or `gatehouse up`, whose agent serves the connections in its config); `gatehouse agents list` shows who is connected"}
 }
 
 // DialPostgres asks an agent serving the connection to connect and
@@ -246,7 +268,7 @@ func (r *Registry) DialPostgres(ctx context.Context, connection string, p agent.
 		}
 		if resp.Error != "" {
 			st.Close()
-			return nil, resp.err(a.name)
+			return nil, resp.err(a.name, connection)
 		}
 		key := route{connection, resp.PID}
 		r.mu.Lock()
@@ -281,7 +303,7 @@ func (r *Registry) CancelPostgres(ctx context.Context, connection string, pid ui
 	}
 	st.Close()
 	if resp.Error != "" {
-		return resp.err(a.name)
+		return resp.err(a.name, connection)
 	}
 	return nil
 }

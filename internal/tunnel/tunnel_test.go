@@ -40,6 +40,10 @@ func (f *fakeDialer) DialPostgres(ctx context.Context, conn string, p agent.Post
 	if p.Database == "refuse" {
 		return nil, errors.New("upstream pg: password authentication failed")
 	}
+	if p.Database == "nosuchdb" {
+		return nil, &agent.DialError{Connection: conn, Reason: agent.ReasonUpstream, Code: "3D000", Message: `database "nosuchdb" does not exist`,
+			Err: errors.New(`upstream pg: server error: FATAL: database "nosuchdb" does not exist (SQLSTATE 3D000)`)}
+	}
 	f.dials.Add(1)
 	gw, up := net.Pipe()
 	fn := f.upstream
@@ -235,6 +239,35 @@ func TestDialThroughTunnel(t *testing.T) {
 	}
 	if _, err := s.Registry.DialPostgres(ctx, "other", agent.PostgresParams{}); !errors.Is(err, agent.ErrNoAgent) {
 		t.Fatalf("dial of a connection nobody serves: %v", err)
+	}
+	// What the agent may tell the client crosses the tunnel intact.
+	_, err := s.Registry.DialPostgres(ctx, "pg", agent.PostgresParams{Database: "nosuchdb"})
+	var de *agent.DialError
+	if !errors.As(err, &de) || de.Reason != agent.ReasonUpstream || de.Code != "3D000" || de.Message != `database "nosuchdb" does not exist` {
+		t.Fatalf("upstream refusal through the tunnel: %#v (%v)", de, err)
+	}
+}
+
+// TestNoAgentFailsFastOnRetry: with no agent serving a connection, a dial
+// waits dial_wait for one and then says which connection lacks an agent.
+// On main a client that retried at once (psql does, without TLS) waited
+// the whole dial_wait again; now the retry fails at once until an agent
+// registers.
+func TestNoAgentFailsFastOnRetry(t *testing.T) {
+	r := NewRegistry(testLogger(t), 300*time.Millisecond)
+	r.Remember([]ConnInfo{{Name: "pg", Type: "postgres"}})
+	ctx := context.Background()
+	for i, want := range []time.Duration{300 * time.Millisecond, 0} {
+		start := time.Now()
+		_, err := r.DialPostgres(ctx, "pg", agent.PostgresParams{})
+		took := time.Since(start)
+		var de *agent.DialError
+		if !errors.As(err, &de) || de.Reason != agent.ReasonNoAgent || de.Message != "gatehouse: no agent serving connection pg is connected" || !errors.Is(err, agent.ErrNoAgent) {
+			t.Fatalf("dial %d: %#v (%v)", i, de, err)
+		}
+		if took < want || took > want+200*time.Millisecond {
+			t.Fatalf("dial %d took %s, want about %s", i, took, want)
+		}
 	}
 }
 

@@ -127,17 +127,35 @@ const codeUnknownConnection = "unknown_connection"
 // response answers a request. After a successful dial the stream carries
 // the upstream's bytes.
 type response struct {
-	Error  string            `json:"error,omitempty"`
-	Code   string            `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
+	// Dial is what a failed dial may tell the client (agent.DialError),
+	// from agents that send it.
+	Dial   *dialFailure      `json:"dial,omitempty"`
 	PID    uint32            `json:"pid,omitempty"`
 	Secret []byte            `json:"secret,omitempty"`
 	Params map[string]string `json:"params,omitempty"`
 	Tx     byte              `json:"tx,omitempty"`
 }
 
-func (r response) err(agentName string) error {
+// dialFailure carries an agent.DialError's client-facing parts; the cause
+// travels as the response's Error.
+type dialFailure struct {
+	Reason   string `json:"reason"`
+	SQLSTATE string `json:"sqlstate,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Hint     string `json:"hint,omitempty"`
+}
+
+func (r response) err(agentName, connection string) error {
+	var err error
 	if r.Code == codeUnknownConnection {
-		return fmt.Errorf("agent %s: %w: %s", agentName, agent.ErrUnknownConnection, r.Error)
+		err = fmt.Errorf("agent %s: %w: %s", agentName, agent.ErrUnknownConnection, r.Error)
+	} else {
+		err = fmt.Errorf("agent %s: %s", agentName, r.Error)
 	}
-	return fmt.Errorf("agent %s: %s", agentName, r.Error)
+	if d := r.Dial; d != nil {
+		return &agent.DialError{Connection: connection, Reason: d.Reason, Code: d.SQLSTATE, Message: d.Message, Hint: d.Hint, Err: err}
+	}
+	return err
 }

@@ -65,7 +65,7 @@ func (e *Engine) verifyToken(ctx context.Context, token string, r *http.Request)
 }
 
 func (e *Engine) auditAuthFailure(r *http.Request, principal, reason string) {
-	_, err := e.opts.Pipeline.Audit.Enqueue(audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Source: r.RemoteAddr,
+	_, err := e.opts.Pipeline.Audit.Enqueue(r.Context(), audit.Event{Kind: audit.KindAuthFailure, Principal: principal, Source: r.RemoteAddr,
 		Action: "mcp:" + r.Method, Decision: "deny", Reason: reason, Details: map[string]string{"protocol": "mcp"}})
 	if err != nil {
 		e.opts.Logger.Error("audit append failed", "kind", audit.KindAuthFailure, "err", err)

@@ -90,7 +90,7 @@ func (e *Engine) begin(ctx context.Context, req *mcp.CallToolRequest, connection
 		return nil, toolErrorf("gatehouse: %s", gateway.EndMessage(err))
 	}
 	if err != nil {
-		return nil, toolErrorf("gatehouse: tool call refused: the audit log is unavailable")
+		return nil, toolErrorf("gatehouse: tool call refused: %s", gateway.AuditRefusal(err))
 	}
 	if !v.Allow {
 		return nil, toolErrorf("gatehouse: %s", v.Reason)
@@ -160,7 +160,7 @@ func (c *call) finish(outcome string, err error, details map[string]string) {
 	if err != nil {
 		ev.Reason = err.Error()
 	}
-	if _, aerr := c.e.opts.Pipeline.Audit.Enqueue(ev); aerr != nil {
+	if _, aerr := c.e.opts.Pipeline.Audit.Enqueue(context.Background(), ev); aerr != nil {
 		c.e.opts.Logger.Error("audit append failed", "kind", ev.Kind, "err", aerr)
 	}
 }

@@ -36,6 +36,9 @@ func (s *session) endedBy(ctx context.Context) error {
 	if f := tokenFatal(context.Cause(ctx)); f != nil {
 		return f
 	}
+	if errors.Is(context.Cause(ctx), errCallEnded) {
+		return errCallEnded
+	}
 	return errShutdown
 }
 

@@ -92,7 +92,7 @@ func (s *session) decide(ctx context.Context, a *sqlguard.Analysis, extended, qu
 	}
 	if err != nil {
 		// The audit log cannot take the event: nothing runs unlogged.
-		return decision{deny: s.deny(codeCannotConnectNow, "gatehouse: statement refused: the audit log is unavailable")}
+		return decision{deny: s.deny(codeCannotConnectNow, "gatehouse: statement refused: "+gateway.AuditRefusal(err))}
 	}
 	rec := s.newRecord(a, v)
 	if !v.Allow {

@@ -34,6 +34,11 @@ type harness struct {
 	dir      string
 	cfgPath  string // the config on disk, for CLI commands
 	evil     string // a role name attacks try to create (attacks_test.go)
+	// stop shuts the gateway down (once; cleanup calls it too).
+	stop func() error
+	// passwordEnv is the environment variable the connection's password
+	// reference names (password: env:NAME).
+	passwordEnv string
 }
 
 type harnessOpts struct {
@@ -51,6 +56,8 @@ type harnessOpts struct {
 	superuser bool
 	// connExtra is appended to the pg connection's YAML entry (indented).
 	connExtra string
+	// auditExtra is added to the audit: map (", key: value").
+	auditExtra string
 }
 
 func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
@@ -84,6 +91,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	envName := "GH_TEST_PG_PASSWORD_" + strings.ToUpper(randHex(3))
 	os.Setenv(envName, password)
 	t.Cleanup(func() { os.Unsetenv(envName) })
+	h.passwordEnv = envName
 	h.pgAddr = freeAddr(t)
 	cfgYAML := fmt.Sprintf(`
 data_dir: %s/data
@@ -91,7 +99,7 @@ listen: {api: %s, postgres: %s}
 policies: %s
 allow_insecure_loopback: %v
 log: {level: warn}
-audit: {durability: %s}
+audit: {durability: %s%s}
 connections:
   - name: pg
     type: postgres
@@ -100,7 +108,7 @@ connections:
     user: %s
     password: env:%s
     tls_mode: disable
-%s`, h.dir, freeAddr(t), h.pgAddr, policies, !o.noLoopback, map[bool]string{true: "sync", false: "group"}[o.syncAudit], u.Host, dbName, role, envName, o.connExtra)
+%s`, h.dir, freeAddr(t), h.pgAddr, policies, !o.noLoopback, map[bool]string{true: "sync", false: "group"}[o.syncAudit], o.auditExtra, u.Host, dbName, role, envName, o.connExtra)
 	if o.maskRules != "" {
 		os.WriteFile(filepath.Join(h.dir, "mask.yaml"), []byte(o.maskRules), 0o644)
 		cfgYAML += "masking: {rules: " + filepath.Join(h.dir, "mask.yaml") + "}\n"
@@ -118,7 +126,7 @@ connections:
 		t.Fatal(err)
 	}
 	gw, stop := gatewaytest.Start(t, cfg)
-	h.gw = gw
+	h.gw, h.stop = gw, stop
 	t.Cleanup(func() {
 		if err := stop(); err != nil && !o.brokenStore {
 			t.Errorf("gateway stop: %v", err)

@@ -56,6 +56,12 @@ func (s *session) finish(x *expect, errText string) {
 	r := x.rec
 	x.rec = nil
 	r.Duration = time.Since(r.start)
+	if x.deny != nil && x.deny.code != "" {
+		// The upstream failed the substitute (42601, quoting the
+		// marker); the client got the denial's code, and so does the
+		// recording.
+		r.Error = x.deny.code
+	}
 	if errText != "" && r.Error == "" {
 		r.Error = errText
 	}

@@ -173,7 +173,9 @@ func (e *Engine) ServeInternal(ctx context.Context, c net.Conn) {
 	defer e.wg.Done()
 	// In process, the caller has already verified the token of the call
 	// this session serves: no unauthenticated slot to hold.
-	e.handle(ctx, internalConn{c}, func() {})
+	ictx, done := internalContext(ctx) // its end reason is the call's end
+	defer done()
+	e.handle(ictx, internalConn{c}, func() {})
 }
 
 // internalConn marks an in-process connection.

@@ -56,7 +56,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 		e.refuseHandshake(conn, err, handshake)
 		return
 	}
-	gs, err := e.opts.Pipeline.Authenticate(ctx, token, connection, "postgres", source)
+	gs, err := e.opts.Pipeline.Authenticate(ctx, token, connection, protocolOf(c), source)
 	authenticated()
 	switch {
 	case errors.Is(err, gateway.ErrAuth):
@@ -69,7 +69,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 		e.refuse(conn, &fatal{code: codeTooManyConnections, msg: "gatehouse: " + err.Error()})
 		return
 	case err != nil:
-		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: the audit log is unavailable"})
+		e.refuse(conn, &fatal{code: codeCannotConnectNow, msg: "gatehouse: cannot open the session: " + gateway.AuditRefusal(err)})
 		return
 	}
 	defer gs.Close()
@@ -94,7 +94,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 	up, err := e.dial(ctx, connection, database, s.roBase, startup)
 	if err != nil {
 		e.opts.Logger.Warn("postgres upstream connect failed", "connection", connection, "session", gs.ID, "err", err)
-		e.refuse(conn, &fatal{code: codeConnectionFailure, msg: fmt.Sprintf("gatehouse: cannot connect to %s upstream", connection), hint: "the upstream refused or is unreachable; see the gateway log"})
+		e.refuse(conn, e.dialFatal(connection, err))
 		return
 	}
 	defer up.Conn.Close()
@@ -114,7 +114,7 @@ func (e *Engine) handle(ctx context.Context, c net.Conn, authenticated func()) {
 	c.SetDeadline(time.Time{})
 	e.auditSession(gs, audit.Event{Kind: "session.start", Details: map[string]string{"database": s.database, "application_name": startup.Parameters["application_name"]}})
 	if e.opts.Recorder != nil {
-		e.opts.Recorder.SessionStarted(store.RecSession{ID: gs.ID, Protocol: "postgres", Connection: connection, Principal: gs.PrincipalUID(),
+		e.opts.Recorder.SessionStarted(store.RecSession{ID: gs.ID, Protocol: gs.Protocol, Connection: connection, Principal: gs.PrincipalUID(),
 			OnBehalfOf: gs.Claims.Actor, Database: s.database, Source: source, Application: startup.Parameters["application_name"], Start: time.Now().UTC()})
 	}
 	reason := s.relay(ctx)
@@ -139,7 +139,7 @@ func (e *Engine) refuseHandshake(c net.Conn, err error, limit time.Duration) {
 func (e *Engine) auditSession(gs *gateway.Session, ev audit.Event) {
 	ev.Principal, ev.OnBehalfOf, ev.TokenID = gs.PrincipalUID(), gs.Claims.Actor, gs.Claims.ID
 	ev.Session, ev.Source, ev.Connection = gs.ID, gs.Source, gs.Connection
-	if _, err := e.opts.Pipeline.Audit.Enqueue(ev); err != nil {
+	if _, err := e.opts.Pipeline.Audit.Enqueue(context.Background(), ev); err != nil {
 		e.opts.Logger.Error("audit append failed", "kind", ev.Kind, "err", err)
 	}
 }
